@@ -1,0 +1,10 @@
+"""Networks whose layers are named in forward order (layer_0, layer_1, ...), as SparseSpec expects.
+
+Every network's `__call__(x, return_activations=False)` returns the output, or
+(output, hidden post-activations) for dormant-neuron measurement.
+"""
+
+from .cnn import ImpalaResNet, NatureCNN
+from .mlp import MLP
+
+__all__ = ["MLP", "NatureCNN", "ImpalaResNet"]

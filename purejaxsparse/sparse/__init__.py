@@ -1,0 +1,46 @@
+"""Sparse-training core: pure JAX, safe under jit and vmap, method and sparsity traced.
+
+Typical use inside an agent (one run; vmap it for a sweep):
+
+    spec = SparseSpec.from_params(params_shapes, inits=...)
+    params, masks = init_sparse(key, spec, params, hp)
+    grads = jax.grad(loss)(params)                       # params are masked: dense gradient
+    params, opt = masked_apply_gradients(tx, params, opt, grads, masks)
+    params, opt, masks = maybe_update_masks(key, spec, hp, step, tx, params, opt, masks, grads)
+"""
+
+import functools
+
+import jax
+
+from .distributions import active_counts, layer_sparsities
+from .hparams import (DISTRIBUTIONS, METHODS, SparseHParams, distribution_id, method_id)
+from .init import init_kernels, init_params, masked_fans, variance_scaling
+from .masks import (apply_masks, hidden_unit_masks, init_masks, matched_width, top_k_mask,
+                    width_param_count)
+from .measure import active_params, dormant_fraction, kernel_sparsity
+from .schedules import cosine_drop_fraction, is_update_step, polynomial_sparsity
+from .spec import (GLOROT_UNIFORM, HE_TRUNCATED_NORMAL, SPARSITY_AWARE, InitSpec, SparseSpec)
+from .updaters import (apply_mask_update, grown, mask_changes, masked_apply_gradients,
+                       maybe_update_masks, reset_moments, update_masks)
+
+
+@functools.partial(jax.jit, static_argnames="spec")
+def init_sparse(key, spec: SparseSpec, params, hp: SparseHParams):
+    """(params, masks) of one run: initial masks from `key`, kernels re-drawn to match them."""
+    k_mask, k_init = jax.random.split(key)
+    masks = init_masks(k_mask, spec, hp)
+    return init_params(k_init, spec, params, masks, hp), masks
+
+
+__all__ = [
+    "METHODS", "DISTRIBUTIONS", "SparseHParams", "method_id", "distribution_id",
+    "layer_sparsities", "active_counts",
+    "SparseSpec", "InitSpec", "GLOROT_UNIFORM", "HE_TRUNCATED_NORMAL", "SPARSITY_AWARE",
+    "init_masks", "init_params", "init_kernels", "init_sparse", "variance_scaling", "masked_fans",
+    "top_k_mask", "apply_masks", "matched_width", "width_param_count", "hidden_unit_masks",
+    "polynomial_sparsity", "cosine_drop_fraction", "is_update_step",
+    "update_masks", "mask_changes", "maybe_update_masks", "apply_mask_update", "grown",
+    "reset_moments", "masked_apply_gradients",
+    "active_params", "kernel_sparsity", "dormant_fraction",
+]

@@ -1,0 +1,83 @@
+"""Per-run sparse-training hyperparameters as a pytree of traced values.
+
+Everything in `SparseHParams` may differ between the runs of one compiled sweep: the method
+and the layer distribution are integer ids (selected with `jnp.where`/`lax.switch` inside the
+program), never Python branches.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from flax import struct
+
+METHODS = ("dense", "dense_width", "static", "set", "rigl", "prune")
+"""Sparse-training methods, in id order (`hp.method` holds the index)."""
+
+DISTRIBUTIONS = ("uniform", "er", "erk")
+"""Per-layer sparsity distributions, in id order (`hp.distribution` holds the index)."""
+
+DENSE, DENSE_WIDTH, STATIC, SET, RIGL, PRUNE = range(len(METHODS))
+UNIFORM, ER, ERK = range(len(DISTRIBUTIONS))
+
+
+def _lookup(name, table: tuple[str, ...], what: str) -> int:
+    if isinstance(name, str):
+        key = name.lower()
+        if key not in table:
+            raise ValueError(f"unknown {what} {name!r}; allowed: {', '.join(table)}")
+        return table.index(key)
+    return name  # already an id (possibly traced)
+
+
+def method_id(name):
+    """Integer id of a method name ('rigl' -> 4); ids pass through unchanged."""
+    return _lookup(name, METHODS, "method")
+
+
+def distribution_id(name):
+    """Integer id of a distribution name ('erk' -> 2); ids pass through unchanged."""
+    return _lookup(name, DISTRIBUTIONS, "distribution")
+
+
+@struct.dataclass
+class SparseHParams:
+    """Traced per-run settings of the sparse-training method.
+
+    Steps (`update_interval`, `start`, `end`) count optimizer steps, as in the papers' code.
+    - method: id into METHODS.
+    - sparsity: global target fraction of zero kernel weights, in [0, 1).
+    - distribution: id into DISTRIBUTIONS (how the target is shared among layers).
+    - drop_fraction: SET/RigL initial drop fraction f0 of the cosine schedule.
+    - update_interval: steps between mask updates (SET/RigL/prune).
+    - start: prune: t0 of the polynomial schedule. static/SET/RigL: train dense until `start`,
+      then cut each layer to its share by magnitude (0 = sparse from initialisation).
+    - end: last step at which masks change (prune: t1); masks are frozen after it.
+    - sparse_init: sparsity-aware initialisation of sparse-from-scratch layers.
+    - use_bias: False puts a zero mask on every bias.
+    """
+
+    method: jnp.ndarray = struct.field(default_factory=lambda: jnp.int32(DENSE))
+    sparsity: jnp.ndarray = struct.field(default_factory=lambda: jnp.float32(0.0))
+    distribution: jnp.ndarray = struct.field(default_factory=lambda: jnp.int32(ERK))
+    drop_fraction: jnp.ndarray = struct.field(default_factory=lambda: jnp.float32(0.5))
+    update_interval: jnp.ndarray = struct.field(default_factory=lambda: jnp.int32(1000))
+    start: jnp.ndarray = struct.field(default_factory=lambda: jnp.int32(0))
+    end: jnp.ndarray = struct.field(default_factory=lambda: jnp.int32(75_000))
+    sparse_init: jnp.ndarray = struct.field(default_factory=lambda: jnp.bool_(True))
+    use_bias: jnp.ndarray = struct.field(default_factory=lambda: jnp.bool_(True))
+
+    @classmethod
+    def make(cls, method="dense", sparsity=0.0, distribution="erk", drop_fraction=0.5,
+             update_interval=1000, start=0, end=75_000, sparse_init=True, use_bias=True):
+        """Build from Python values or names (names are turned into ids); arrays pass through."""
+        return cls(
+            method=jnp.asarray(method_id(method), jnp.int32),
+            sparsity=jnp.asarray(sparsity, jnp.float32),
+            distribution=jnp.asarray(distribution_id(distribution), jnp.int32),
+            drop_fraction=jnp.asarray(drop_fraction, jnp.float32),
+            update_interval=jnp.asarray(update_interval, jnp.int32),
+            start=jnp.asarray(start, jnp.int32),
+            end=jnp.asarray(end, jnp.int32),
+            sparse_init=jnp.asarray(sparse_init, jnp.bool_),
+            use_bias=jnp.asarray(use_bias, jnp.bool_),
+        )

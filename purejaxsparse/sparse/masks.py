@@ -1,0 +1,143 @@
+"""Masks: exact-count selection with a traced k, initial masks, param-matched width masks.
+
+A mask tree has exactly the structure of the params tree, boolean leaves: kernels carry the
+sparse pattern, biases carry use_bias (and the unit pattern of param-matched dense), other
+leaves are all ones.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from .distributions import active_counts, layer_sparsities
+from .hparams import DENSE_WIDTH, RIGL, SET, STATIC, SparseHParams
+from .spec import BIAS, SparseSpec
+
+
+def top_k_mask(score: jnp.ndarray, k) -> jnp.ndarray:
+    """Boolean mask of the k highest scores, k possibly traced; exactly k entries are True.
+
+    Rank-based: a stable descending sort breaks ties by flat index (lower index wins), so the
+    result is deterministic. NaN scores rank lowest.
+    """
+    flat = jnp.nan_to_num(score.reshape(-1).astype(jnp.float32), nan=-jnp.inf)
+    order = jnp.argsort(flat, descending=True, stable=True)
+    chosen = jnp.arange(flat.size) < k
+    return jnp.zeros(flat.size, bool).at[order].set(chosen).reshape(score.shape)
+
+
+def sparse_from_scratch(hp: SparseHParams) -> jnp.ndarray:
+    """True when the run's initial mask is already sparse (static/SET/RigL with start == 0)."""
+    m = hp.method
+    return ((m == STATIC) | (m == SET) | (m == RIGL)) & (hp.start <= 0)
+
+
+# -- param-matched dense: whole hidden units masked --------------------------------------------
+
+def _units(n: int, width) -> jnp.ndarray:
+    """Units kept in a hidden layer of n units at width fraction w: max(1, floor(w * n))."""
+    return jnp.maximum(1.0, jnp.floor(width * n))
+
+
+def width_param_count(spec: SparseSpec, width) -> jnp.ndarray:
+    """Kernel weights of the network with every hidden layer narrowed to width fraction w."""
+    total = jnp.float32(0.0)
+    last = spec.num_layers - 1
+    for l, shape in enumerate(spec.shapes):
+        rf = 1
+        for d in shape[:-2]:
+            rf *= d
+        rep = spec.in_repeat[l]
+        fan_in = shape[-2] if rep <= 0 else _units(spec.shapes[l - 1][-1], width) * rep
+        fan_out = shape[-1] if l == last else _units(shape[-1], width)
+        total = total + rf * fan_in * fan_out
+    return total
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "iters"))
+def matched_width(spec: SparseSpec, sparsity, iters: int = 30) -> jnp.ndarray:
+    """Width fraction whose dense kernel count is the largest not above (1 - S) * N.
+
+    Bisection with a fixed number of steps, so it traces with a traced sparsity.
+    """
+    budget = (1.0 - jnp.asarray(sparsity, jnp.float32)) * spec.num_kernel_params
+
+    def halve(_, bounds):
+        lo, hi = bounds
+        mid = 0.5 * (lo + hi)
+        fits = width_param_count(spec, mid) <= budget
+        return jnp.where(fits, mid, lo), jnp.where(fits, hi, mid)
+
+    lo, _ = jax.lax.fori_loop(0, iters, halve, (jnp.float32(0.0), jnp.float32(1.0)))
+    return jnp.where(width_param_count(spec, 1.0) <= budget, 1.0, lo)
+
+
+@functools.partial(jax.jit, static_argnames="spec")
+def hidden_unit_masks(spec: SparseSpec, hp: SparseHParams) -> list[jnp.ndarray]:
+    """Per hidden layer (output of every kernel but the last), which units exist.
+
+    All True except for param-matched dense, which keeps the first units of each layer: the
+    same rule on every layer of equal width keeps residual stacks consistent.
+    """
+    width = matched_width(spec, hp.sparsity)
+    is_width = hp.method == DENSE_WIDTH
+    out = []
+    for shape in spec.shapes[:-1]:
+        n = shape[-1]
+        out.append(jnp.where(is_width, jnp.arange(n) < _units(n, width), True))
+    return out
+
+
+def _width_kernel_mask(spec: SparseSpec, l: int, units: list[jnp.ndarray]) -> jnp.ndarray:
+    shape = spec.shapes[l]
+    rep = spec.in_repeat[l]
+    fan_in = jnp.ones(shape[-2], bool) if rep <= 0 else jnp.tile(units[l - 1], rep)
+    fan_out = jnp.ones(shape[-1], bool) if l == spec.num_layers - 1 else units[l]
+    return jnp.broadcast_to(fan_in[:, None] & fan_out[None, :], shape)
+
+
+# -- initial masks ---------------------------------------------------------------------------
+
+@functools.partial(jax.jit, static_argnames="spec")
+def init_masks(key: jax.Array, spec: SparseSpec, hp: SparseHParams):
+    """Initial mask tree of one run.
+
+    dense, prune, and static/SET/RigL with start > 0: all ones (dense until pruned or cut).
+    static/SET/RigL with start == 0: a uniformly random mask per layer with exactly
+    k_l = active_counts(...) entries (ERK/ER/uniform shares of hp.sparsity), drawn from `key`
+    (so every seed has its own mask). dense_width: whole hidden units masked (param-matched).
+    Biases: hp.use_bias, times the unit pattern for dense_width.
+    """
+    counts = active_counts(spec.shapes, layer_sparsities(spec.shapes, hp.sparsity, hp.distribution))
+    units = hidden_unit_masks(spec, hp)
+    random_start = sparse_from_scratch(hp)
+    is_width = hp.method == DENSE_WIDTH
+    leaves = [jnp.ones(s, bool) for s in spec.leaf_shapes]
+    for l, i in enumerate(spec.kernels):
+        shape = spec.shapes[l]
+        scores = jax.random.uniform(jax.random.fold_in(key, l), shape)
+        random = top_k_mask(scores, counts[l])
+        width = _width_kernel_mask(spec, l, units)
+        leaves[i] = jnp.where(is_width, width, jnp.where(random_start, random, True))
+        b = spec.biases[l]
+        if b >= 0:
+            unit = units[l] if l < spec.num_layers - 1 else jnp.ones(shape[-1], bool)
+            leaves[b] = jnp.broadcast_to(unit & hp.use_bias, spec.leaf_shapes[b])
+    for i, kind in enumerate(spec.kinds):  # biases of no known kernel still follow use_bias
+        if kind == BIAS and i not in spec.biases:
+            leaves[i] = jnp.broadcast_to(hp.use_bias, spec.leaf_shapes[i])
+    return spec.unflatten(leaves)
+
+
+def apply_masks(params, masks):
+    """Zero every masked entry (exact zeros, any dtype)."""
+    return jax.tree.map(lambda p, m: jnp.where(m, p, jnp.zeros_like(p)), params, masks)
+
+
+def kernel_masks(spec: SparseSpec, masks) -> list[jnp.ndarray]:
+    """Kernel masks in forward order."""
+    return spec.kernel_leaves(masks)
+

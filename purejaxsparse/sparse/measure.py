@@ -1,0 +1,45 @@
+"""Measurements of a sparse network: active counts, actual sparsity, dormant neurons."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from .spec import SparseSpec
+
+
+def active_params(masks) -> jnp.ndarray:
+    """Number of parameters that are switched on (kernels, biases and other leaves)."""
+    return sum(jnp.sum(m, dtype=jnp.int32) for m in jax.tree.leaves(masks))
+
+
+def kernel_sparsity(spec: SparseSpec, masks) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """(per-layer sparsity [L] in forward order, overall kernel sparsity) read off the masks."""
+    active = jnp.stack([jnp.sum(m, dtype=jnp.int32) for m in spec.kernel_leaves(masks)])
+    sizes = jnp.asarray(spec.sizes, jnp.float32)
+    per_layer = (sizes - active) / sizes  # exact 0 for a full layer
+    overall = jnp.sum(sizes - active) / jnp.sum(sizes)
+    return per_layer, overall
+
+
+def dormant_fraction(activations: Sequence[jnp.ndarray], tau, unit_masks=None) -> jnp.ndarray:
+    """Fraction of tau-dormant hidden units (Sokar et al. 2023).
+
+    activations: post-activation outputs of the hidden layers, each [B, ..., units] (conv:
+    spatial dims in the middle), output layer excluded. Score of unit i:
+    s_i = E|h_i| / (mean_k E|h_k| + 1e-9), expectation over batch (and space); dormant if
+    s_i <= tau. unit_masks (optional, per layer [units] bool) drops units that do not exist
+    (param-matched dense) from both the mean and the count.
+    """
+    dormant, total = jnp.float32(0.0), jnp.float32(0.0)
+    for l, h in enumerate(activations):
+        mean_abs = jnp.mean(jnp.abs(h).reshape(-1, h.shape[-1]), axis=0)
+        alive = jnp.ones(h.shape[-1], bool) if unit_masks is None else unit_masks[l]
+        n_alive = jnp.maximum(jnp.sum(alive), 1)
+        layer_mean = jnp.sum(jnp.where(alive, mean_abs, 0.0)) / n_alive
+        score = mean_abs / (layer_mean + 1e-9)
+        dormant = dormant + jnp.sum(alive & (score <= tau))
+        total = total + jnp.sum(alive)
+    return dormant / jnp.maximum(total, 1.0)

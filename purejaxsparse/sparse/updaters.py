@@ -1,0 +1,139 @@
+"""Mask updates of every method as one traced rule, and masked optimizer steps.
+
+All methods are one drop-then-grow step per layer with per-method counts, so runs of different
+methods share one program (no `lax.switch` computing every method's sorts):
+
+    keep = the n_keep largest |w| among active weights
+    grow = the n_grow highest grow scores among weights not kept (|grad| for RigL, random for SET)
+    new mask = keep | grow
+
+| method | when | n_keep | n_grow |
+|---|---|---|---|
+| dense, dense_width | never | nnz | 0 |
+| static, SET, RigL with start > 0 | t == start (one-off cut) | k_l | 0 |
+| SET, RigL | update steps after start, until end | nnz - floor(f(t) nnz) | floor(f(t) nnz) |
+| prune | update steps in (start, end] | k_l(s_t) | 0 |
+
+k_l: final per-layer count; f(t): cosine drop fraction; s_t: the polynomial schedule applied to
+each layer's final sparsity (as the original code's per-layer PolynomialDecay does). A weight
+just dropped may be regrown; it then counts as kept, not grown.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from .distributions import active_counts, layer_sparsities
+from .hparams import PRUNE, RIGL, SET, STATIC, SparseHParams
+from .masks import apply_masks, top_k_mask
+from .schedules import cosine_drop_fraction, is_update_step, polynomial_sparsity
+from .spec import SparseSpec
+
+
+def _layer_counts(spec: SparseSpec, hp: SparseHParams, step):
+    """(is any change, per-layer n_keep fn inputs) for this step; all traced scalars."""
+    m = hp.method
+    final = layer_sparsities(spec.shapes, hp.sparsity, hp.distribution)
+    poly = polynomial_sparsity(step, 1.0, hp.start, hp.end)
+    on_schedule = is_update_step(step, hp.start, hp.end, hp.update_interval)
+    cut = (step == hp.start) & (hp.start > 0) & ((m == STATIC) | (m == SET) | (m == RIGL))
+    dst = on_schedule & ((m == SET) | (m == RIGL))
+    prune = on_schedule & (m == PRUNE)
+    return dict(
+        final=active_counts(spec.shapes, final),
+        prune=active_counts(spec.shapes, final * poly),
+        drop_fraction=cosine_drop_fraction(step, hp.drop_fraction, hp.end),
+        cut=cut, dst=dst, prune_now=prune, changes=cut | dst | prune,
+    )
+
+
+def mask_changes(spec: SparseSpec, hp: SparseHParams, step) -> jnp.ndarray:
+    """Whether `update_masks` would change anything at this step (traced bool)."""
+    return _layer_counts(spec, hp, step)["changes"]
+
+
+@functools.partial(jax.jit, static_argnames="spec")
+def update_masks(key: jax.Array, spec: SparseSpec, hp: SparseHParams, step, masks, params, grads):
+    """New mask tree after optimizer step `step` (see the module table).
+
+    params: current (masked) params; grads: the dense gradient of the loss on the current batch
+    (also at masked positions: differentiate with respect to the masked params); only RigL
+    reads it. Only kernel masks change.
+    """
+    c = _layer_counts(spec, hp, step)
+    leaves = spec.flatten(masks)
+    weights = spec.kernel_leaves(params)
+    grad_leaves = spec.kernel_leaves(grads)
+    for l, i in enumerate(spec.kernels):
+        mask, w, g = leaves[i], weights[l], grad_leaves[l]
+        nnz = jnp.sum(mask, dtype=jnp.int32)
+        n_drop = jnp.floor(c["drop_fraction"] * nnz).astype(jnp.int32)
+        n_keep = jnp.where(c["cut"], c["final"][l],
+                           jnp.where(c["dst"], nnz - n_drop,
+                                     jnp.where(c["prune_now"], jnp.minimum(c["prune"][l], nnz), nnz)))
+        n_grow = jnp.where(c["dst"], n_drop, 0)
+        keep = top_k_mask(jnp.where(mask, jnp.abs(w), -1.0), n_keep)
+        random = jax.random.uniform(jax.random.fold_in(key, l), mask.shape)
+        grow_score = jnp.where(hp.method == RIGL, jnp.abs(g).astype(jnp.float32), random)
+        grow = top_k_mask(jnp.where(keep, -jnp.inf, grow_score), n_grow)
+        leaves[i] = keep | grow
+    return spec.unflatten(leaves)
+
+
+def grown(old_masks, new_masks):
+    """Entries newly switched on (were off, are on)."""
+    return jax.tree.map(lambda o, n: n & ~o, old_masks, new_masks)
+
+
+def reset_moments(tx: optax.GradientTransformation, opt_state, keep):
+    """Zero every param-shaped optimizer buffer (Adam mu/nu, ...) where `keep` is False."""
+    return optax.tree_map_params(tx, lambda s, k: jnp.where(k, s, jnp.zeros_like(s)), opt_state, keep)
+
+
+def apply_mask_update(tx, params, opt_state, old_masks, new_masks):
+    """Make params/optimizer state agree with a new mask.
+
+    Grown weights start at exactly 0 with zeroed optimizer moments; dropped weights become 0.
+    Moments are also zeroed wherever the new mask is off, so masked entries hold no state.
+    """
+    new_conn = grown(old_masks, new_masks)
+    keep = jax.tree.map(lambda n, g: n & ~g, new_masks, new_conn)
+    params = jax.tree.map(lambda p, k: jnp.where(k, p, jnp.zeros_like(p)), params, keep)
+    return params, reset_moments(tx, opt_state, keep)
+
+
+def masked_apply_gradients(tx: optax.GradientTransformation, params, opt_state, grads, masks):
+    """One optimizer step that keeps masked weights exactly zero.
+
+    Gradients are masked before the optimizer (so moments stay zero off-mask and weight decay
+    sees zeros) and params are masked again after the update.
+    """
+    updates, opt_state = tx.update(apply_masks(grads, masks), opt_state, params)
+    params = apply_masks(optax.apply_updates(params, updates), masks)
+    return params, opt_state
+
+
+def maybe_update_masks(key, spec: SparseSpec, hp: SparseHParams, step, tx, params, opt_state,
+                       masks, grads, axis_name: str | None = None):
+    """Mask update + param/moment fix-up, skipped (not just selected away) when nothing changes.
+
+    Under `jax.vmap` a per-run predicate turns `lax.cond` into computing both branches every
+    step; pass the vmap's `axis_name` so the predicate becomes "any run changes" (a collective),
+    which keeps a real branch and makes non-update steps free. Without it the result is the
+    same, only slower under vmap.
+    """
+    changes = mask_changes(spec, hp, step)
+    pred = changes if axis_name is None else jax.lax.pmax(changes.astype(jnp.int32), axis_name) > 0
+
+    def do_update(args):
+        params, opt_state, masks = args
+        new_masks = update_masks(key, spec, hp, step, masks, params, grads)
+        new_masks = jax.tree.map(lambda n, o: jnp.where(changes, n, o), new_masks, masks)
+        params, opt_state = apply_mask_update(tx, params, opt_state, masks, new_masks)
+        return params, opt_state, new_masks
+
+    return jax.lax.cond(pred, do_update, lambda args: args, (params, opt_state, masks))
