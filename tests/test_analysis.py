@@ -1,0 +1,371 @@
+"""Tests of purejaxsparse.analysis on synthetic sweep directories (no jax, no training)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats as sps
+
+from purejaxsparse.analysis import plots, report, stats
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------- helpers
+def _level(method: str, sparsity: float, use_bias: bool) -> float:
+    """Synthetic 'true' final return of a method at a sparsity (dense ~ 400)."""
+    drop = {"dense": 0.0, "dense_width": 250.0, "static": 220.0, "set": 150.0, "rigl": 120.0, "prune": 80.0}[method]
+    return 400.0 - drop * sparsity**3 - (0 if use_bias else 30.0 * sparsity)
+
+
+_DORMANT = {"dense": 0.0, "dense_width": 0.1, "static": 0.4, "set": 0.25, "rigl": 0.15, "prune": 0.3}
+
+
+def write_sweep(
+    d: Path,
+    envs=("CartPole-v1",),
+    methods=("dense", "static", "rigl"),
+    sparsities=(0.5, 0.9),
+    seeds=4,
+    total_steps=20_000,
+    eval_every=1000,
+    use_bias=None,
+    n_evals=None,
+    noise=20.0,
+    returns=None,
+    extra_hparams=None,
+    rng_seed=0,
+    trailing="",
+) -> Path:
+    """Write config.yaml, runs.csv and results.csv of a synthetic sweep into ``d``.
+
+    ``n_evals``: {run id: number of evaluations it has} to simulate an unfinished sweep.
+    ``returns``: {run id: array of eval returns} to force exact values.
+    ``trailing``: raw text appended to results.csv (e.g. a partial line).
+    """
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(rng_seed)
+    sweep = {"method": list(methods), "sparsity": list(sparsities), "seed": seeds}
+    if use_bias is not None:
+        sweep["use_bias"] = list(use_bias)
+    for k, v in (extra_hparams or {}).items():
+        sweep[k] = list(v)
+    config = {
+        "agent": "dqn", "env": {"name": envs[0]} if len(envs) == 1 else list(envs),
+        "total_steps": total_steps, "eval_every": eval_every, "eval_episodes": 10, "sweep": sweep,
+    }
+    (d / "config.yaml").write_text(yaml.safe_dump(config))
+    runs, rows = [], []
+    n_full = total_steps // eval_every
+    rid = 0
+    for env in envs:
+        for method in methods:
+            for sp in ([0.0] if method == "dense" else sparsities):
+                for ub in (use_bias if use_bias is not None else [True]):
+                    for extra in _product(extra_hparams or {}):
+                        for seed in range(seeds):
+                            run = dict(run=rid, env=env, agent="dqn", method=method, sparsity=sp, seed=seed,
+                                       use_bias=ub, drop_fraction=0.3, **extra,
+                                       total_params=136_706, active_params=int(136_706 * (1 - sp)))
+                            runs.append(run)
+                            n = n_full if n_evals is None else n_evals.get(rid, n_full)
+                            steps = eval_every * np.arange(1, n + 1)
+                            if returns is not None and rid in returns:
+                                ret = np.asarray(returns[rid], dtype=float)[:n]
+                            else:
+                                lvl = _level(method, sp, ub) + 10 * (sum(map(ord, env)) % 3)
+                                ret = lvl * (1 - np.exp(-4 * steps / total_steps)) + rng.normal(0, noise, n)
+                            for st_, r in zip(steps, ret):
+                                rows.append(dict(run=rid, env=env, agent="dqn", method=method, sparsity=sp,
+                                                 seed=seed, step=int(st_), eval_return=float(r),
+                                                 actual_sparsity=sp, active_params=run["active_params"],
+                                                 dormant_frac=float(np.clip(0.05 + (0.1 + _DORMANT[method]) * sp * st_ / total_steps
+                                                                            + (0 if ub else 0.1), 0, 1))))
+                            rid += 1
+    pd.DataFrame(runs).to_csv(d / "runs.csv", index=False)
+    res = pd.DataFrame(rows, columns=["run", "env", "agent", "method", "sparsity", "seed", "step", "eval_return",
+                                      "actual_sparsity", "active_params", "dormant_frac"])
+    res.to_csv(d / "results.csv", index=False)
+    if trailing:
+        with open(d / "results.csv", "a") as f:
+            f.write(trailing)
+    return d
+
+
+def _product(grid: dict):
+    if not grid:
+        yield {}
+        return
+    import itertools
+
+    keys = list(grid)
+    for vals in itertools.product(*(grid[k] for k in keys)):
+        yield dict(zip(keys, vals))
+
+
+def assert_png(path) -> None:
+    assert path is not None, "plot was skipped"
+    p = Path(path)
+    data = p.read_bytes()
+    assert data[:8] == PNG_SIGNATURE and p.stat().st_size > 1000
+
+
+# ------------------------------------------------------------------------ scores
+def test_final_score_windows(tmp_path):
+    # run 0: 20 evals -> last 2; run 1: 5 evals -> last 1; run 2: 30 evals -> last 3; run 3: none
+    returns = {0: np.arange(20.0), 1: np.arange(5.0) * 10, 2: np.arange(30.0), 3: np.arange(30.0)}
+    d = write_sweep(tmp_path, methods=("dense",), seeds=4, total_steps=30_000, eval_every=1000,
+                    n_evals={0: 20, 1: 5, 2: 30, 3: 0}, returns=returns)
+    config, runs, results = report.load_sweep(d)
+    fs = stats.final_scores(results, runs, n_expected=stats.expected_evals(config)).set_index("run")
+    assert fs.loc[0, "k"] == 2 and fs.loc[0, "final_score"] == pytest.approx((18 + 19) / 2)
+    assert fs.loc[1, "k"] == 1 and fs.loc[1, "final_score"] == pytest.approx(40.0)
+    assert fs.loc[2, "k"] == 3 and fs.loc[2, "final_score"] == pytest.approx(28.0)
+    assert fs.loc[3, "n_evals"] == 0 and np.isnan(fs.loc[3, "final_score"])
+    assert list(fs["complete"]) == [False, False, True, False]
+    assert fs.loc[0, "last_step"] == 20_000
+    # frac is a parameter: 50% of 20 -> last 10
+    fs5 = stats.final_scores(results, runs, frac=0.5).set_index("run")
+    assert fs5.loc[0, "k"] == 10 and fs5.loc[0, "final_score"] == pytest.approx(np.mean(np.arange(10, 20)))
+
+
+def test_iqm_matches_trim_mean_and_hand_value(tmp_path):
+    d = write_sweep(tmp_path / "a", methods=("dense", "rigl"), sparsities=(0.9,), seeds=8)
+    config, runs, results = report.load_sweep(d)
+    summ = stats.summarize(results, runs, config, reps=200)
+    fs = stats.final_scores(results, runs)
+    for _, row in summ.iterrows():
+        x = fs[(fs.method == row.method) & (fs.sparsity == row.sparsity)]["final_score"].to_numpy()
+        assert len(x) == 8
+        assert row["iqm"] == pytest.approx(sps.trim_mean(x, 0.25))
+        assert row["mean"] == pytest.approx(x.mean())
+    # hand-computed: constant returns per run -> scores 1,2,3,4,100,200,300,400; IQM = mean(3,4,100,200)
+    vals = [1, 2, 3, 4, 100, 200, 300, 400]
+    d = write_sweep(tmp_path / "b", methods=("dense",), seeds=8, returns={i: [v] * 20 for i, v in enumerate(vals)})
+    config, runs, results = report.load_sweep(d)
+    summ = stats.summarize(results, runs, config, reps=200)
+    assert summ.loc[0, "iqm"] == pytest.approx(76.75)
+    assert stats.iqm(vals) == pytest.approx(76.75)
+
+
+def test_ci_brackets_reproducible_and_leaves_global_rng(tmp_path):
+    d = write_sweep(tmp_path, methods=("dense", "static", "rigl"), sparsities=(0.5, 0.9), seeds=6)
+    config, runs, results = report.load_sweep(d)
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    a = stats.summarize(results, runs, config, reps=200, seed=0)
+    assert np.array_equal(np.random.get_state()[1], before)
+    b = stats.summarize(results, runs, config, reps=200, seed=0)
+    c = stats.summarize(results, runs, config, reps=200, seed=1)
+    pd.testing.assert_frame_equal(a, b)
+    assert not np.allclose(a["ci_low"], c["ci_low"])
+    assert (a["ci_low"] <= a["iqm"] + 1e-9).all() and (a["iqm"] <= a["ci_high"] + 1e-9).all()
+    assert (a["ci_high"] > a["ci_low"]).all()
+    assert set(a["n_runs"]) == {6} and set(a["n_complete"]) == {6}
+
+
+def numpy_stratified_bootstrap(tasks, reps, size, rs):
+    """Independent re-implementation of rliable's stratified bootstrap percentile CI of the IQM
+    (the same draws from a RandomState seeded like the global RNG rliable uses)."""
+    alpha = (1 - size) / 2
+    vals = np.empty(reps)
+    if len({t.size for t in tasks}) == 1:  # StratifiedBootstrap on an (n x T) matrix
+        mat = np.stack(tasks, axis=1)
+        n, T = mat.shape
+        idx = rs.choice(n, (reps, n, T), replace=True)
+        res = mat[idx, np.arange(T)[None, None, :]].reshape(reps, n * T)
+        vals = np.array([sps.trim_mean(r, 0.25) for r in res])
+    else:  # StratifiedIndependentBootstrap: each task resampled on its own
+        for r in range(reps):
+            vals[r] = sps.trim_mean(
+                np.concatenate([t[rs.choice(t.size, (t.size, 1), replace=True)].ravel() for t in tasks]), 0.25)
+    return tuple(np.percentile(vals, [100 * alpha, 100 * (1 - alpha)]))
+
+
+def test_bootstrap_ci_matches_independent_numpy_bootstrap():
+    x = np.random.default_rng(1).normal(size=10)
+    ragged = [np.arange(5.0), np.arange(7.0) * 2, np.arange(3.0) + 1]
+    for data, tasks in ((x, [x]), (ragged, ragged)):
+        point, lo, hi = stats.iqm_ci(data, reps=300, seed=7)
+        lo2, hi2 = numpy_stratified_bootstrap(tasks, 300, 0.95, np.random.RandomState(7))
+        assert (lo, hi) == pytest.approx((lo2, hi2))
+        assert lo <= point <= hi
+
+
+def test_single_run_group_has_degenerate_ci(tmp_path):
+    d = write_sweep(tmp_path, methods=("dense", "rigl"), sparsities=(0.9,), seeds=1)
+    config, runs, results = report.load_sweep(d)
+    summ = stats.summarize(results, runs, config, reps=200)
+    assert (summ["ci_low"] == summ["iqm"]).all() and (summ["ci_high"] == summ["iqm"]).all()
+    assert summ["ci_note"].str.contains("single run").all()
+
+
+def test_group_columns_include_swept_use_bias(tmp_path):
+    d = write_sweep(tmp_path, methods=("dense", "rigl"), sparsities=(0.8, 0.98), seeds=2, use_bias=(True, False))
+    config, runs, results = report.load_sweep(d)
+    assert stats.group_columns(config, runs) == ["env", "agent", "method", "sparsity", "use_bias"]
+    summ = stats.summarize(results, runs, config, reps=200)
+    assert len(summ) == 2 + 2 * 2  # dense x bias + rigl x 2 sparsities x bias
+    assert set(summ["use_bias"]) == {True, False}
+    # drop_fraction is in runs.csv but not swept: not a group column
+    assert "drop_fraction" not in stats.group_columns(config, runs)
+
+
+def test_normalised_scores(tmp_path):
+    d = write_sweep(tmp_path, envs=("CartPole-v1", "Acrobot-v1"), methods=("dense", "rigl"), seeds=4)
+    config, runs, results = report.load_sweep(d)
+    summ = stats.summarize(results, runs, config, reps=200)
+    dense = summ[summ.method == "dense"]
+    assert np.allclose(dense["norm_mean"], 1.0)
+    fs = stats.normalize_scores(stats.final_scores(results, runs))
+    for env, g in fs.groupby("env"):
+        assert g.loc[g.method == "dense", "normalized_score"].mean() == pytest.approx(1.0)
+        ref = g.loc[g.method == "dense", "final_score"].mean()
+        assert np.allclose(g["normalized_score"], g["final_score"] / ref)
+    # a non-positive dense mean cannot normalise: NaN, not a sign-flipped ratio
+    neg = fs.assign(final_score=-fs["final_score"])
+    assert stats.normalize_scores(neg)["normalized_score"].isna().all()
+
+
+# --------------------------------------------------------------- partial / robust
+def test_partial_sweep_and_truncated_line(tmp_path):
+    n_evals = {0: 10, 3: 0, 5: 17}
+    d = write_sweep(tmp_path, methods=("dense", "rigl"), sparsities=(0.9,), seeds=4, n_evals=n_evals,
+                    trailing="7,CartPole-v1,dqn,rigl,0.9,3,21000,12")  # partial line, no newline
+    config, runs, results = report.load_sweep(d)
+    assert len(results) == 8 * 20 - 10 - 20 - 3
+    summ = stats.summarize(results, runs, config, reps=200).set_index("method")
+    assert summ.loc["dense", "n_runs"] == 4 and summ.loc["dense", "n_complete"] == 2
+    assert summ.loc["dense", "n_scored"] == 3
+    assert summ.loc["rigl", "n_complete"] == 3
+    assert summ.loc["dense", "final_step_min"] == 10_000 and summ.loc["dense", "final_step_max"] == 20_000
+    comp = report.completeness(results, runs, config)
+    assert (comp["evals_done"], comp["evals_expected"], comp["runs_complete"]) == (127, 160, 5)
+    index = report.write_report(d, reps=200)
+    page = index.read_text()
+    assert "127/160 evaluations, 5/8 runs complete; sweep still running or interrupted" in page
+
+
+def test_complete_sweep_says_complete_and_duplicates_last_wins(tmp_path):
+    d = write_sweep(tmp_path, methods=("dense",), seeds=2, returns={0: np.zeros(20), 1: np.ones(20)})
+    with open(d / "results.csv", "a") as f:  # a resumed sweep re-appended run 0's last evaluation
+        f.write("0,CartPole-v1,dqn,dense,0.0,0,20000,50.0,0.0,136706,0.1\n")
+    config, runs, results = report.load_sweep(d)
+    assert len(results) == 40
+    fs = stats.final_scores(results, runs).set_index("run")
+    assert fs.loc[0, "final_score"] == pytest.approx(25.0)  # mean(0, 50)
+    page = report.write_report(d, reps=200).read_text()
+    assert "40/40 evaluations, 2/2 runs complete; sweep complete" in page
+
+
+# ------------------------------------------------------------------------ plots
+def test_report_writes_every_plot_as_png(tmp_path):
+    d = write_sweep(tmp_path, envs=("CartPole-v1", "Acrobot-v1"),
+                    methods=("dense", "dense_width", "static", "set", "rigl", "prune"),
+                    sparsities=(0.8, 0.9, 0.98), seeds=3, use_bias=(True, False))
+    runs = pd.read_csv(d / "runs.csv")
+    rob = pd.DataFrame([dict(run=r, sigma=s, eval_return=400 - s * 5 * (1 + sp))
+                        for r, sp in zip(runs.run, runs.sparsity) for s in (0.0, 0.1, 0.2, 0.5)])
+    (d / "report").mkdir()
+    rob.to_csv(d / "report" / "robustness.csv", index=False)
+    res = pd.read_csv(d / "results.csv")
+    res.assign(grad_snr=1.0 / (1 + res["step"] / 1000)).to_csv(d / "results.csv", index=False)
+    index = report.write_report(d, reps=200)
+    rep = d / "report"
+    names = ["score_vs_sparsity.png", "iqm_bars.png", "learning_curves.png", "dormant.png", "robustness.png",
+             "grad_snr.png"]
+    for name in names:
+        assert_png(rep / name)
+    page = index.read_text()
+    for name in names:
+        assert f"src='{name}'" in page
+    assert "<table" in page and (rep / "summary.csv").is_file() and (rep / "final_scores.csv").is_file()
+    summ = pd.read_csv(rep / "summary.csv")
+    assert {"n_runs", "n_complete", "mean", "iqm", "ci_low", "ci_high", "completeness"} <= set(summ.columns)
+
+
+def test_plot_functions_directly_and_graceful_skips(tmp_path):
+    d = write_sweep(tmp_path / "s", methods=("dense", "dense_width", "rigl"), sparsities=(0.9,), seeds=3)
+    config, runs, results = report.load_sweep(d)
+    summ = stats.summarize(results, runs, config, reps=200)
+    fs = stats.final_scores(results, runs)
+    out = tmp_path / "png"
+    assert_png(plots.plot_score_vs_sparsity(summ, out / "a.png"))  # one sparsity: still drawn
+    assert_png(plots.plot_learning_curves(results, runs, out / "b.png"))
+    assert_png(plots.plot_iqm_bars(fs, out / "c.png", reps=200))
+    assert_png(plots.plot_dormant(results, runs, out / "d.png"))
+    rob = pd.DataFrame({"run": runs.run, "sigma": 0.1, "eval_return": 1.0})
+    assert_png(plots.plot_robustness(rob, runs, out / "e.png"))
+    # missing data -> None, no file, no exception
+    dense_only = summ[summ.method == "dense"]
+    assert plots.plot_score_vs_sparsity(dense_only, out / "x1.png") is None
+    assert plots.plot_iqm_bars(fs[fs.method != "dense"], out / "x2.png", reps=200) is None
+    assert plots.plot_dormant(results.drop(columns="dormant_frac"), runs, out / "x3.png") is None
+    assert plots.plot_robustness(pd.DataFrame(columns=["run", "sigma", "eval_return"]), runs, out / "x4.png") is None
+    path, reason = plots.try_plot(plots.plot_dormant, results.assign(dormant_frac=np.nan), runs, out / "x5.png")
+    assert path is None and "dormant_frac" in reason
+    assert not any((out / f"x{i}.png").exists() for i in range(1, 6))
+
+
+def test_report_without_dense_or_dormant_still_writes(tmp_path):
+    d = write_sweep(tmp_path, methods=("rigl", "set"), sparsities=(0.9,), seeds=2)
+    res = pd.read_csv(d / "results.csv").drop(columns="dormant_frac")
+    res.to_csv(d / "results.csv", index=False)
+    page = report.write_report(d, reps=200).read_text()
+    assert "Not drawn" in page and "score_vs_sparsity.png" in page and "iqm_bars.png" not in page
+
+
+# ------------------------------------------------------------------- bad inputs
+def test_bad_inputs(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        report.write_report(tmp_path / "nope")
+    d = write_sweep(tmp_path / "s", methods=("dense",), seeds=1)
+    for name in ("results.csv", "runs.csv", "config.yaml"):
+        e = tmp_path / f"missing_{name}"
+        write_sweep(e, methods=("dense",), seeds=1)
+        (e / name).unlink()
+        with pytest.raises(FileNotFoundError, match=name):
+            report.write_report(e, reps=10)
+    header = (d / "results.csv").read_text().splitlines()[0]
+    (d / "results.csv").write_text(header + "\n")
+    with pytest.raises(ValueError, match="no rows"):
+        report.write_report(d, reps=10)
+    (d / "results.csv").write_text("")
+    with pytest.raises(ValueError, match="no rows"):
+        report.write_report(d, reps=10)
+    (d / "results.csv").write_text(header + "\n0,CartPole-v1,dq")  # only a partial line
+    with pytest.raises(ValueError, match="no rows"):
+        report.write_report(d, reps=10)
+    (d / "results.csv").write_text("run,step\n0,1\n")
+    with pytest.raises(ValueError, match="missing column"):
+        report.write_report(d, reps=10)
+
+
+def test_analysis_does_not_import_jax():
+    code = (
+        "import sys, purejaxsparse; before = 'jax' in sys.modules\n"
+        "import purejaxsparse.analysis, purejaxsparse.analysis.report\n"
+        "assert before or 'jax' not in sys.modules, 'purejaxsparse.analysis imported jax'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_swept_hparam_splits_lines_but_per_method_default_does_not(tmp_path):
+    d = write_sweep(tmp_path, methods=("dense", "set", "rigl"), sparsities=(0.9,), seeds=2,
+                    extra_hparams={"update_interval": [100, 1000]})
+    config, runs, results = report.load_sweep(d)
+    assert stats.group_columns(config, runs)[-1] == "update_interval"
+    assert plots._variant_cols(runs) == ["update_interval"]
+    # a per-method default (not swept) is constant inside each (env, method, sparsity) cell
+    runs2 = runs[runs.update_interval == 100].assign(start=runs.method.map({"dense": 0, "set": 0, "rigl": 20_000}))
+    assert plots._variant_cols(runs2) == []
+    assert_png(plots.plot_learning_curves(results, runs, tmp_path / "lc.png"))
+    summ = stats.summarize(results, runs, config, reps=100)
+    assert len(summ) == 6
+    assert_png(plots.plot_score_vs_sparsity(summ, tmp_path / "sv.png"))
