@@ -6,13 +6,14 @@ Typical use inside an agent (one run; vmap it for a sweep):
     params, masks = init_sparse(key, spec, params, hp)
     grads = jax.grad(loss)(params)                       # params are masked: dense gradient
     params, opt = masked_apply_gradients(tx, params, opt, grads, masks)
-    params, opt, masks = maybe_update_masks(key, spec, hp, step, tx, params, opt, masks, grads)
+    params, opt, masks = maybe_update_masks(key, spec, hp, step, params, opt, masks, grads)
 """
 
 import functools
 
 import jax
 
+from .batching import cond_any
 from .distributions import active_counts, layer_sparsities
 from .hparams import (DISTRIBUTIONS, METHODS, SparseHParams, distribution_id, method_id)
 from .init import init_kernels, init_params, masked_fans, variance_scaling
@@ -41,6 +42,6 @@ __all__ = [
     "top_k_mask", "apply_masks", "matched_width", "width_param_count", "hidden_unit_masks",
     "polynomial_sparsity", "cosine_drop_fraction", "is_update_step",
     "update_masks", "mask_changes", "maybe_update_masks", "apply_mask_update", "grown",
-    "reset_moments", "masked_apply_gradients",
+    "reset_moments", "masked_apply_gradients", "cond_any",
     "active_params", "kernel_sparsity", "dormant_fraction",
 ]

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from .batching import cond_any
 from .distributions import active_counts, layer_sparsities
 from .hparams import PRUNE, RIGL, SET, STATIC, SparseHParams
 from .masks import apply_masks, top_k_mask
@@ -89,12 +90,24 @@ def grown(old_masks, new_masks):
     return jax.tree.map(lambda o, n: n & ~o, old_masks, new_masks)
 
 
-def reset_moments(tx: optax.GradientTransformation, opt_state, keep):
-    """Zero every param-shaped optimizer buffer (Adam mu/nu, ...) where `keep` is False."""
-    return optax.tree_map_params(tx, lambda s, k: jnp.where(k, s, jnp.zeros_like(s)), opt_state, keep)
+def reset_moments(opt_state, keep):
+    """Zero every params-shaped buffer of an optimizer state (Adam mu/nu, ...) where `keep` is False.
+
+    A buffer is any subtree of `opt_state` with exactly the tree structure of `keep` (the params'
+    structure), so this needs no optimizer object; params must be a container (dict), not a leaf.
+    """
+    target = jax.tree.structure(keep)
+    is_buffer = lambda x: jax.tree.structure(x) == target  # noqa: E731
+
+    def reset(node):
+        if not is_buffer(node):
+            return node
+        return jax.tree.map(lambda s, k: jnp.where(k, s, jnp.zeros_like(s)), node, keep)
+
+    return jax.tree.map(reset, opt_state, is_leaf=is_buffer)
 
 
-def apply_mask_update(tx, params, opt_state, old_masks, new_masks):
+def apply_mask_update(params, opt_state, old_masks, new_masks):
     """Make params/optimizer state agree with a new mask.
 
     Grown weights start at exactly 0 with zeroed optimizer moments; dropped weights become 0.
@@ -103,7 +116,7 @@ def apply_mask_update(tx, params, opt_state, old_masks, new_masks):
     new_conn = grown(old_masks, new_masks)
     keep = jax.tree.map(lambda n, g: n & ~g, new_masks, new_conn)
     params = jax.tree.map(lambda p, k: jnp.where(k, p, jnp.zeros_like(p)), params, keep)
-    return params, reset_moments(tx, opt_state, keep)
+    return params, reset_moments(opt_state, keep)
 
 
 def masked_apply_gradients(tx: optax.GradientTransformation, params, opt_state, grads, masks):
@@ -117,23 +130,22 @@ def masked_apply_gradients(tx: optax.GradientTransformation, params, opt_state, 
     return params, opt_state
 
 
-def maybe_update_masks(key, spec: SparseSpec, hp: SparseHParams, step, tx, params, opt_state,
-                       masks, grads, axis_name: str | None = None):
-    """Mask update + param/moment fix-up, skipped (not just selected away) when nothing changes.
+def maybe_update_masks(key, spec: SparseSpec, hp: SparseHParams, step, params, opt_state, masks, grads):
+    """Mask update + param/moment fix-up at the steps the schedule says, else nothing.
 
-    Under `jax.vmap` a per-run predicate turns `lax.cond` into computing both branches every
-    step; pass the vmap's `axis_name` so the predicate becomes "any run changes" (a collective),
-    which keeps a real branch and makes non-update steps free. Without it the result is the
-    same, only slower under vmap.
+    Returns (params, opt_state, masks). Under `jax.vmap` the update runs only at steps where
+    some run changes its mask (`cond_any`), so the steps in between cost nothing.
     """
-    changes = mask_changes(spec, hp, step)
-    pred = changes if axis_name is None else jax.lax.pmax(changes.astype(jnp.int32), axis_name) > 0
 
-    def do_update(args):
-        params, opt_state, masks = args
+    def update(ops):
+        key, hp, step, params, opt_state, masks, grads = ops
         new_masks = update_masks(key, spec, hp, step, masks, params, grads)
-        new_masks = jax.tree.map(lambda n, o: jnp.where(changes, n, o), new_masks, masks)
-        params, opt_state = apply_mask_update(tx, params, opt_state, masks, new_masks)
+        params, opt_state = apply_mask_update(params, opt_state, masks, new_masks)
         return params, opt_state, new_masks
 
-    return jax.lax.cond(pred, do_update, lambda args: args, (params, opt_state, masks))
+    def keep(ops):
+        return ops[3], ops[4], ops[5]
+
+    step = jnp.asarray(step, jnp.int32)
+    ops = (key, hp, step, params, opt_state, masks, grads)
+    return cond_any(mask_changes(spec, hp, step), update, keep, ops)
