@@ -1,0 +1,150 @@
+"""What every agent shares: static settings, the eval-period loop, and the run contract.
+
+An agent is built from static settings (shapes, loop lengths) and runs one training run as a
+pure function of (key, hparams), hparams traced. The loop is
+
+    for each evaluation:  scan `iteration` over eval_every transitions, then `evaluate`
+
+with the iteration counter `t` carried *outside* the runs axis (it is the same for all runs),
+so under `jax.vmap` everything keyed on it (replay writes, warm-up, eval cadence) stays
+unbatched and cheap. `run` advances a state by some evaluations: the sweep engine calls it per
+chunk; `make_train` calls it once for the whole run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ..hparams import ConfigError
+
+METRICS = ("eval_return", "actual_sparsity", "active_params", "dormant_frac")
+"""Per-evaluation metrics every agent reports (results.csv columns)."""
+
+
+def parse_static(cls, values: dict | None, where: str = "agent_config"):
+    """Instance of the static-settings dataclass `cls` from a mapping, validated.
+
+    Unknown keys and wrong types raise ConfigError naming `where.key`; a field's metadata may
+    set `min` (inclusive lower bound).
+    """
+    values = dict(values or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in fields:
+            raise ConfigError(f"{where}.{key}: unknown setting; allowed: {', '.join(fields)}")
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for name, f in fields.items():
+        if name not in values:
+            continue
+        v, hint = values[name], hints[name]
+        origin = typing.get_origin(hint)
+        if origin in (tuple, list):
+            if not isinstance(v, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+                raise ConfigError(f"{where}.{name}: got {v!r}; allowed: a list of integers")
+            v = tuple(v)
+            if any(x < f.metadata.get("min", 1) for x in v):
+                raise ConfigError(f"{where}.{name}: got {list(v)!r}; allowed: integers >= {f.metadata.get('min', 1)}")
+        elif hint is bool:
+            if not isinstance(v, bool):
+                raise ConfigError(f"{where}.{name}: got {v!r}; allowed: true or false")
+        elif hint is int:
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ConfigError(f"{where}.{name}: got {v!r}; allowed: an integer")
+        elif hint is float:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ConfigError(f"{where}.{name}: got {v!r}; allowed: a number")
+            v = float(v)
+        elif hint is str:
+            choices = f.metadata.get("choices")
+            if not isinstance(v, str) or (choices and v not in choices):
+                allowed = ", ".join(choices) if choices else "a string"
+                raise ConfigError(f"{where}.{name}: got {v!r}; allowed: {allowed}")
+        if "min" in f.metadata and not isinstance(v, tuple) and v < f.metadata["min"]:
+            raise ConfigError(f"{where}.{name}: got {v!r}; allowed: >= {f.metadata['min']}")
+        out[name] = v
+    return cls(**out)
+
+
+class Agent:
+    """Base class. Subclasses set `name`, `HParams`, `Static`, `method_defaults` and implement
+    `init`, `iteration`, `evaluate`, `networks` (and `transitions_per_iteration`)."""
+
+    name: str = ""
+    HParams: type = None
+    Static: type = None
+    method_defaults: dict = {}
+    extra_metrics: tuple[str, ...] = ()
+
+    def __init__(self, env, static, eval_env, total_steps: int, eval_every: int, eval_episodes: int):
+        self.env, self.static, self.eval_env = env, static, eval_env
+        self.total_steps, self.eval_every, self.eval_episodes = total_steps, eval_every, eval_episodes
+
+    # -- to implement -----------------------------------------------------------------------
+    @property
+    def transitions_per_iteration(self) -> int:
+        return self.env.num_envs
+
+    def networks(self) -> dict:
+        """name -> SparseNetwork (static)."""
+        raise NotImplementedError
+
+    def init(self, key: jax.Array, hp) -> Any:
+        raise NotImplementedError
+
+    def iteration(self, state, hp, t):
+        """Advance one iteration (t: unbatched iteration index) and return the new state."""
+        raise NotImplementedError
+
+    def evaluate(self, state, hp, key: jax.Array, t) -> dict:
+        """Scalar metrics of METRICS (+ extra_metrics) after `t` iterations."""
+        raise NotImplementedError
+
+    def final_active_params(self, hp) -> jax.Array:
+        """Active parameter count the run ends with (all networks)."""
+        raise NotImplementedError
+
+    # -- shared -------------------------------------------------------------------------------
+    @property
+    def num_evals(self) -> int:
+        return self.total_steps // self.eval_every
+
+    @property
+    def iterations_per_eval(self) -> int:
+        return self.eval_every // self.transitions_per_iteration
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return METRICS + tuple(self.extra_metrics)
+
+    def total_params(self) -> int:
+        """Parameter count of the full dense networks (kernels, biases, others)."""
+        return sum(net.spec.num_params for net in self.networks().values())
+
+    def run(self, state, hp, t0, num_evals: int):
+        """Advance `num_evals` evaluation periods from iteration `t0`.
+
+        Returns (state, metrics): each metric [num_evals], plus "step" (transitions done at each
+        evaluation). Pure; t0 may be traced (one compiled program serves every chunk).
+        """
+
+        def period(carry, _):
+            def body(c, _):
+                s, t = c
+                return (self.iteration(s, hp, t), t + 1), None
+
+            (s, t), _ = jax.lax.scan(body, carry, None, length=self.iterations_per_eval)
+            key, k_eval = jax.random.split(s.key)
+            s = s.replace(key=key)
+            metrics = self.evaluate(s, hp, k_eval, t)
+            metrics["step"] = t * self.transitions_per_iteration
+            return (s, t), metrics
+
+        (state, _), metrics = jax.lax.scan(period, (state, jnp.asarray(t0, jnp.int32)), None,
+                                           length=num_evals)
+        return state, metrics

@@ -1,0 +1,92 @@
+"""Glue shared by the agents: a network with its sparse spec, the masked update, metrics."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import sparse as sp
+from ..sparse.hparams import PRUNE, RIGL, SET, STATIC
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseNetwork:
+    """A flax module, the shape of its input, and the SparseSpec of its params (all static)."""
+
+    module: nn.Module
+    input_shape: tuple[int, ...]
+    input_dtype: Any
+    spec: sp.SparseSpec
+
+    @classmethod
+    def build(cls, module: nn.Module, input_shape, input_dtype=jnp.float32, inits=None):
+        """Spec from the module's param shapes (no params are materialised)."""
+        x = jax.ShapeDtypeStruct((1, *input_shape), input_dtype)
+        shapes = jax.eval_shape(module.init, jax.random.PRNGKey(0), x)
+        return cls(module, tuple(input_shape), np.dtype(input_dtype), sp.SparseSpec.from_params(shapes, inits))
+
+    def init(self, key: jax.Array, hp: sp.SparseHParams):
+        """(params, masks) of one run: module init, then masks and mask-aware kernels."""
+        k_module, k_sparse = jax.random.split(key)
+        params = self.module.init(k_module, jnp.zeros((1, *self.input_shape), self.input_dtype))
+        return sp.init_sparse(k_sparse, self.spec, params, hp)
+
+    def apply(self, params, x):
+        return self.module.apply(params, x)
+
+    def activations(self, params, x):
+        """Hidden post-activations (for dormant neurons)."""
+        return self.module.apply(params, x, return_activations=True)[1]
+
+
+def masked_update(key, net: SparseNetwork, hp: sp.SparseHParams, grad_step, tx, params, opt_state,
+                  masks, grads):
+    """One optimizer step keeping masked weights at zero, then the scheduled mask update.
+
+    grads: dense gradient w.r.t. the masked params; grad_step: optimizer steps done after this
+    one (the unit of update_interval/start/end).
+    """
+    params, opt_state = sp.masked_apply_gradients(tx, params, opt_state, grads, masks)
+    return sp.maybe_update_masks(key, net.spec, hp, grad_step, params, opt_state, masks, grads)
+
+
+def l2_penalty(spec: sp.SparseSpec, params, weight_decay):
+    """Keras-style L2 on kernels only: weight_decay * sum(w^2) (biases are not decayed)."""
+    return weight_decay * sum(jnp.sum(jnp.square(k)) for k in spec.kernel_leaves(params))
+
+
+def network_metrics(net: SparseNetwork, params, masks, hp: sp.SparseHParams, states, tau) -> dict:
+    """actual_sparsity, active_params and dormant_frac of one network on a batch of states."""
+    _, overall = sp.kernel_sparsity(net.spec, masks)
+    units = sp.hidden_unit_masks(net.spec, hp)
+    return {
+        "actual_sparsity": overall,
+        "active_params": sp.active_params(masks),
+        "dormant_frac": sp.dormant_fraction(net.activations(params, states), tau, units),
+    }
+
+
+def final_active_params(net: SparseNetwork, hp: sp.SparseHParams) -> jax.Array:
+    """Active count a run ends with: static/SET/RigL/prune all end at the static mask's count."""
+    m = hp.method
+    ends_sparse = (m == STATIC) | (m == SET) | (m == RIGL) | (m == PRUNE)
+    final = hp.replace(method=jnp.where(ends_sparse, STATIC, m), start=jnp.int32(0))
+    return sp.active_params(sp.init_masks(jax.random.PRNGKey(0), net.spec, final))
+
+
+def gradient_snr(per_sample_grads, masks) -> jnp.ndarray:
+    """Mean over active weights of |mean| / std of per-sample gradients (Graesser et al.).
+
+    per_sample_grads: a params-shaped tree with a leading batch axis.
+    """
+    total, count = jnp.float32(0.0), jnp.float32(0.0)
+    for g, m in zip(jax.tree.leaves(per_sample_grads), jax.tree.leaves(masks)):
+        snr = jnp.abs(g.mean(0)) / (g.std(0) + 1e-10)
+        total = total + jnp.sum(jnp.where(m, snr, 0.0))
+        count = count + jnp.sum(m)
+    return total / jnp.maximum(count, 1.0)

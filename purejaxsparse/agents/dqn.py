@@ -1,0 +1,181 @@
+"""DQN with a sparse Q-network (Graesser et al. 2022, classic-control settings by default).
+
+Replay in device memory, epsilon-greedy, hard target copies, squared TD loss (Huber as an
+option), Keras-style L2 weight decay on kernels only. The Q-network's params are kept masked
+(exact zeros), the loss is differentiated at the masked params (so RigL sees the dense
+gradient), gradients are masked before Adam and params after it, and masks change on the
+sparse schedule. A time-limit end bootstraps from the final observation; a termination does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+import envs
+
+from .. import replay
+from .. import sparse as sp
+from ..hparams import SparseFields, hfield
+from ..nets import MLP, ImpalaResNet, NatureCNN
+from .base import Agent
+from .common import (SparseNetwork, final_active_params, gradient_snr, l2_penalty, masked_update,
+                     network_metrics)
+
+
+@dataclasses.dataclass(frozen=True)
+class DQNStatic:
+    """Static DQN settings (they set shapes and loop lengths, so one value per sweep)."""
+
+    network: str = dataclasses.field(default="mlp", metadata={"choices": ("mlp", "nature_cnn", "impala")})
+    hidden: tuple[int, ...] = (512, 512)
+    num_envs: int = dataclasses.field(default=1, metadata={"min": 1})
+    batch_size: int = dataclasses.field(default=128, metadata={"min": 1})
+    buffer_size: int = dataclasses.field(default=100_000, metadata={"min": 1})
+    learning_starts: int = dataclasses.field(default=1000, metadata={"min": 0})
+    train_every: int = dataclasses.field(default=1, metadata={"min": 1})
+    dormant_tau: float = dataclasses.field(default=0.025, metadata={"min": 0.0})
+    dormant_batch: int = dataclasses.field(default=256, metadata={"min": 1})
+    grad_snr: bool = False
+    snr_batch: int = dataclasses.field(default=64, metadata={"min": 2})
+
+
+@struct.dataclass
+class DQNHParams(SparseFields):
+    """Per-run (traced) DQN hyperparameters; the sparse ones come from SparseFields."""
+
+    learning_rate: jax.Array = hfield("float", 1e-3, "Adam step size", low=0.0, low_open=True)
+    adam_eps: jax.Array = hfield("float", 1e-8, "Adam epsilon", low=0.0, low_open=True)
+    gamma: jax.Array = hfield("float", 0.99, "discount", low=0.0, high=1.0)
+    epsilon: jax.Array = hfield("float", 0.01, "exploration epsilon after warm-up", low=0.0, high=1.0)
+    eval_epsilon: jax.Array = hfield("float", 0.0, "epsilon of the evaluation policy", low=0.0, high=1.0)
+    target_update_every: jax.Array = hfield("int", 100, "optimizer steps between hard target copies", low=1)
+    weight_decay: jax.Array = hfield("float", 1e-6, "L2 coefficient on kernels", low=0.0)
+    huber: jax.Array = hfield("bool", False, "Huber instead of squared TD loss")
+
+
+@struct.dataclass
+class DQNState:
+    params: dict
+    target_params: dict
+    opt_state: tuple
+    masks: dict
+    env_state: envs.EnvState
+    obs: jax.Array
+    buffer: dict
+    key: jax.Array
+
+
+def _optimizer(hp) -> optax.GradientTransformation:
+    return optax.adam(hp.learning_rate, eps=hp.adam_eps)
+
+
+class DQN(Agent):
+    name = "dqn"
+    HParams = DQNHParams
+    Static = DQNStatic
+    # The paper's classic-control schedule: pruning from 20k to 75k, SET/RigL until 75k.
+    method_defaults = {"prune": {"start": 20_000}}
+
+    def __init__(self, env, static: DQNStatic, eval_env, total_steps, eval_every, eval_episodes):
+        if not isinstance(env.action_space, envs.Discrete):
+            raise ValueError(f"DQN needs discrete actions; {env.name} has continuous ones")
+        super().__init__(env, static, eval_env, total_steps, eval_every, eval_episodes)
+        n_actions = env.action_space.n
+        if static.network == "mlp":
+            module, inits = MLP(hidden=static.hidden, out_dim=n_actions), {
+                f"layer_{len(static.hidden)}/": sp.GLOROT_UNIFORM, "": sp.HE_TRUNCATED_NORMAL}
+        elif static.network == "nature_cnn":
+            module, inits = NatureCNN(out_dim=n_actions), sp.GLOROT_UNIFORM
+        else:
+            module, inits = ImpalaResNet(out_dim=n_actions), sp.GLOROT_UNIFORM
+        self.q = SparseNetwork.build(module, env.obs_shape, inits=inits)
+        self.extra_metrics = ("grad_snr",) if static.grad_snr else ()
+        self.capacity = max(1, static.buffer_size // env.num_envs)
+        self.first_train_iter = max(0, -(-static.learning_starts // env.num_envs) - 1)
+
+    def networks(self):
+        return {"q": self.q}
+
+    # -- run --------------------------------------------------------------------------------
+    def init(self, key, hp: DQNHParams) -> DQNState:
+        k_net, k_env, key = jax.random.split(key, 3)
+        params, masks = self.q.init(k_net, hp.sparse())
+        env_state, obs = self.env.reset(k_env)
+        e = self.env.num_envs
+        example = {
+            "obs": obs, "next_obs": obs, "action": jnp.zeros(e, jnp.int32),
+            "reward": jnp.zeros(e, jnp.float32), "terminated": jnp.zeros(e, bool),
+        }
+        return DQNState(params=params, target_params=params, opt_state=_optimizer(hp).init(params),
+                        masks=masks, env_state=env_state, obs=obs,
+                        buffer=replay.init_buffer(self.capacity, example), key=key)
+
+    def _act(self, key, params, obs, epsilon):
+        q = self.q.apply(params, obs)
+        k_explore, k_random = jax.random.split(key)
+        random = jax.random.randint(k_random, q.shape[:1], 0, q.shape[-1])
+        explore = jax.random.uniform(k_explore, q.shape[:1]) < epsilon
+        return jnp.where(explore, random, jnp.argmax(q, axis=-1))
+
+    def iteration(self, state: DQNState, hp, t):
+        key, k_act, k_env, k_train = jax.random.split(state.key, 4)
+        warm = t * self.env.num_envs < self.static.learning_starts
+        action = self._act(k_act, state.params, state.obs, jnp.where(warm, 1.0, hp.epsilon))
+        env_state, obs, reward, terminated, _, info = self.env.step(k_env, state.env_state, action)
+        buffer = replay.add(state.buffer, t, {
+            "obs": state.obs, "next_obs": info["final_obs"], "action": action,
+            "reward": reward, "terminated": terminated})
+        state = state.replace(env_state=env_state, obs=obs, buffer=buffer, key=key)
+        since = t - self.first_train_iter
+        train_now = (since >= 0) & (since % self.static.train_every == 0)
+        grad_step = since // self.static.train_every + 1
+        return jax.lax.cond(train_now, lambda s: self._train(s, hp, t, grad_step, k_train),
+                            lambda s: s, state)
+
+    def _td_loss(self, params, target_params, batch, hp):
+        q = self.q.apply(params, batch["obs"])
+        q_taken = jnp.take_along_axis(q, batch["action"][..., None], axis=-1)[..., 0]
+        q_next = self.q.apply(target_params, batch["next_obs"]).max(-1)
+        target = batch["reward"] + hp.gamma * (1.0 - batch["terminated"]) * q_next
+        td = q_taken - jax.lax.stop_gradient(target)
+        return jnp.where(hp.huber, optax.huber_loss(td, delta=1.0), jnp.square(td))
+
+    def _train(self, state: DQNState, hp, t, grad_step, key):
+        k_sample, k_mask = jax.random.split(key)
+        batch = replay.sample(k_sample, state.buffer, t + 1, self.static.batch_size)
+
+        def loss(params):
+            td = self._td_loss(params, state.target_params, batch, hp).mean()
+            return td + l2_penalty(self.q.spec, params, hp.weight_decay)
+
+        masked = sp.apply_masks(state.params, state.masks)  # grads at masked params: dense gradient
+        grads = jax.grad(loss)(masked)
+        params, opt_state, masks = masked_update(k_mask, self.q, hp.sparse(), grad_step, _optimizer(hp),
+                                                 masked, state.opt_state, state.masks, grads)
+        copy = grad_step % hp.target_update_every == 0
+        target = jax.tree.map(lambda p, q: jnp.where(copy, p, q), params, state.target_params)
+        return state.replace(params=params, opt_state=opt_state, masks=masks, target_params=target)
+
+    def evaluate(self, state: DQNState, hp, key, t) -> dict:
+        k_eval, k_states, k_snr = jax.random.split(key, 3)
+        policy = lambda k, obs: self._act(k, state.params, obs, hp.eval_epsilon)
+        returns = envs.evaluate(self.eval_env, policy, k_eval, self.eval_episodes)
+        rows = jnp.minimum(t, self.capacity)
+        states = replay.sample(k_states, state.buffer, rows, self.static.dormant_batch)["obs"]
+        metrics = {"eval_return": returns.mean(),
+                   **network_metrics(self.q, state.params, state.masks, hp.sparse(), states,
+                                     self.static.dormant_tau)}
+        if self.static.grad_snr:
+            batch = replay.sample(k_snr, state.buffer, rows, self.static.snr_batch)
+            one = lambda p, b: self._td_loss(p, state.target_params, jax.tree.map(lambda x: x[None], b), hp).mean()
+            per_sample = jax.vmap(jax.grad(one), in_axes=(None, 0))(state.params, batch)
+            metrics["grad_snr"] = gradient_snr(per_sample, state.masks)
+        return metrics
+
+    def final_active_params(self, hp) -> jax.Array:
+        return final_active_params(self.q, hp.sparse())

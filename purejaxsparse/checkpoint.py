@@ -1,0 +1,40 @@
+"""Sweep checkpoints with orbax: the whole batched training state after every chunk.
+
+Saves are synchronous and atomic (orbax commits a finished checkpoint by renaming it), the two
+newest are kept, so a kill at any moment leaves at least one complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import jax
+import orbax.checkpoint as ocp
+
+logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+class SweepCheckpoints:
+    """Checkpoints of one sweep directory, indexed by the number of chunks done."""
+
+    def __init__(self, directory: Path):
+        options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
+                                               enable_async_checkpointing=False)
+        self.manager = ocp.CheckpointManager(Path(directory).absolute(), options=options)
+
+    def latest(self) -> int | None:
+        return self.manager.latest_step()
+
+    def save(self, chunks_done: int, state) -> None:
+        self.manager.save(chunks_done, args=ocp.args.StandardSave(state))
+        self.manager.wait_until_finished()
+
+    def restore(self, chunks_done: int, like):
+        """State saved after `chunks_done` chunks, shaped and placed like `like` (arrays)."""
+        abstract = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), like)
+        return self.manager.restore(chunks_done, args=ocp.args.StandardRestore(abstract))
+
+    def close(self) -> None:
+        self.manager.close()

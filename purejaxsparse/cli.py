@@ -1,0 +1,171 @@
+"""Command line: `purejaxsparse run|resume|report|robustness`.
+
+Bad input (unknown key/agent/env/method, values out of range, malformed YAML, missing file,
+wrong type, an existing non-empty --out) prints one line naming the field and what is
+allowed, exits with code 2, and leaves no output directory behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def _default_config() -> Path:
+    """configs/quickstart.yaml of the working directory, else of the source checkout."""
+    for root in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        candidate = root / "configs" / "quickstart.yaml"
+        if candidate.is_file():
+            return candidate
+    from .hparams import ConfigError
+    raise ConfigError("config: no CONFIG given and no configs/quickstart.yaml here or in the source checkout")
+
+
+def _split_run_args(items: list[str]) -> tuple[Path | None, list[str]]:
+    config, overrides = None, []
+    for i, item in enumerate(items):
+        if i == 0 and "=" not in item:
+            config = Path(item)
+        else:
+            overrides.append(item)
+    return config, overrides
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="purejaxsparse", description=(
+        "Sparse training for deep RL: a whole sweep (seeds x methods x sparsities x ...) as one "
+        "jit-compiled, vmapped JAX program."))
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a sweep from a YAML config",
+                         description="Run a sweep. Overrides are dotted.key=value with YAML values, "
+                                     "e.g. sweep.sparsity=[0.8,0.9] total_steps=20000.")
+    run.add_argument("args", nargs="*", metavar="[CONFIG] [dotted.key=value ...]",
+                     help="config file (default: configs/quickstart.yaml), then overrides")
+    run.add_argument("--out", type=Path, help="output directory (new or empty; default runs/NAME-TIME)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    res = sub.add_parser("resume", help="continue an interrupted sweep")
+    res.add_argument("dir", type=Path)
+    res.add_argument("--no-progress", action="store_true")
+    rep = sub.add_parser("report", help="statistics and plots of a sweep directory (DIR/report/)")
+    rep.add_argument("dir", type=Path)
+    rep.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    rep.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    rob = sub.add_parser("robustness", help="evaluate final params with Gaussian observation noise")
+    rob.add_argument("dir", type=Path)
+    rob.add_argument("--sigma", default="0,0.1,0.2,0.5,1.0",
+                     help="comma-separated noise std devs (pixels: on raw 0..255 values)")
+    rob.add_argument("--episodes", type=int, default=None, help="episodes per sigma (default: eval_episodes)")
+    return p
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*unmaintained.*")
+
+
+def _cmd_run(args) -> int:
+    from .config import apply_overrides, load_config, plan_sweep
+    from .sweep import check_out_dir, run_sweep
+
+    config_path, overrides = _split_run_args(args.args)
+    config_path = config_path or _default_config()
+    config = apply_overrides(load_config(config_path), overrides)
+    config.setdefault("name", config_path.stem)
+    plan = plan_sweep(config)
+    out = args.out or Path("runs") / f"{config['name']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_out_dir(out)
+    if plan.duplicates:
+        print(f"note: {plan.duplicates} combinations were the same run (settings that do not apply to "
+              f"their method, e.g. sparsity for dense) and run once")
+    return _train(plan, out, resume=False, progress=not args.no_progress)
+
+
+def _cmd_resume(args) -> int:
+    from .config import load_config, plan_sweep
+    from .hparams import ConfigError
+
+    if not (args.dir / "config.yaml").is_file() or not (args.dir / "results.csv").is_file():
+        raise ConfigError(f"resume: {args.dir} is not a sweep directory (no config.yaml/results.csv)")
+    plan = plan_sweep(load_config(args.dir / "config.yaml"))
+    return _train(plan, args.dir, resume=True, progress=not args.no_progress)
+
+
+def _train(plan, out: Path, resume: bool, progress: bool) -> int:
+    from .sweep import run_sweep, summary_table
+
+    try:
+        stats = run_sweep(plan, out, resume=resume, progress=progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; every finished chunk is saved. Continue with: purejaxsparse resume {out}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if stats.chunks_run:
+        print(f"trained {stats.env_steps:,} env steps in {stats.run_seconds:.1f} s "
+              f"({stats.steps_per_second:,.0f} steps/s, + {stats.compile_seconds:.1f} s compile)")
+    print("\nfinal score = mean eval return over the last 10% of evaluations, mean over seeds:")
+    print(summary_table(out))
+    print(f"\nresults: {out / 'results.csv'}\nreport:  purejaxsparse report {out}")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .analysis.report import write_report
+
+    path = write_report(args.dir, reps=args.reps, seed=args.seed)
+    print(f"report written: {path}")
+    return 0
+
+
+def _cmd_robustness(args) -> int:
+    from .hparams import ConfigError
+    from .robustness import run_robustness
+
+    try:
+        sigmas = [float(s) for s in args.sigma.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--sigma: got {args.sigma!r}; allowed: comma-separated numbers >= 0") from None
+    if not sigmas or any(s < 0 for s in sigmas):
+        raise ConfigError(f"--sigma: got {args.sigma!r}; allowed: comma-separated numbers >= 0")
+    if args.episodes is not None and args.episodes <= 0:
+        raise ConfigError(f"--episodes: got {args.episodes}; allowed: a positive integer")
+    path = run_robustness(args.dir, sigmas, episodes=args.episodes)
+    print(f"robustness written: {path}")
+    return 0
+
+
+COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "report": _cmd_report, "robustness": _cmd_robustness}
+
+
+def main(argv=None) -> int:
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # overrides may also come after options: run CONFIG --out DIR key=value
+        if args.command != "run" or any(x.startswith("-") for x in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.args = list(args.args) + extra
+    _quiet_libraries()
+    from .hparams import ConfigError
+
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as e:
+        print(f"purejaxsparse: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (FileNotFoundError, ValueError) as e:
+        if args.command in ("report", "robustness"):
+            print(f"purejaxsparse: error: {str(e).splitlines()[0]}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""Sweep configs: load YAML, apply dotted overrides, validate, and plan the runs.
+
+A config names the agent, the env, the run lengths, static agent settings (`agent_config`),
+traced per-run defaults (`hparams`), per-method defaults (`method_defaults`) and the `sweep`, a
+mapping from per-run hyperparameter to a list of values whose cartesian product is the runs.
+Every problem raises ConfigError with one line naming the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import math
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import yaml
+
+import envs
+
+from .agents import AGENTS, Agent
+from .hparams import ConfigError, field_specs, make_hparams, stack_hparams
+
+REQUIRED = ("agent", "env", "total_steps", "eval_every", "eval_episodes", "sweep")
+OPTIONAL = ("name", "agent_config", "hparams", "method_defaults", "chunk_evals")
+
+# Per method, the hyperparameters that do not change what a run does; they are reset to their
+# defaults so that, e.g., dense runs swept over sparsity collapse into one run per seed.
+IGNORED_BY_METHOD = {
+    "dense": ("sparsity", "distribution", "drop_fraction", "update_interval", "start", "end", "sparse_init"),
+    "dense_width": ("distribution", "drop_fraction", "update_interval", "start", "end", "sparse_init"),
+    "static": ("drop_fraction", "update_interval", "end"),
+    "prune": ("drop_fraction", "sparse_init"),
+    "set": (),
+    "rigl": (),
+}
+
+
+def load_config(source) -> dict:
+    """A config mapping from a YAML path or a mapping (copied)."""
+    if isinstance(source, dict):
+        return copy.deepcopy(source)
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError(f"config: no such file {str(path)!r}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"config: malformed YAML in {path.name}{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: {path.name} must be a YAML mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(config: dict, overrides: list[str]) -> dict:
+    """Set `dotted.key=value` overrides (values parsed as YAML) on a copy of `config`."""
+    config = copy.deepcopy(config)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: not a setting; allowed: dotted.key=value (YAML value)")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise ConfigError(f"{key}: value {raw!r} is not valid YAML") from None
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"override {item!r}: empty key")
+        node = config
+        for p in parts[:-1]:
+            child = node.setdefault(p, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{key}: {p} is not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return config
+
+
+def _positive_int(config: dict, key: str) -> int:
+    v = config[key]
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise ConfigError(f"{key}: got {v!r}; allowed: a positive integer")
+    return v
+
+
+def _env_spec(value) -> tuple[str, dict]:
+    if isinstance(value, str):
+        return value, {}
+    if isinstance(value, dict) and isinstance(value.get("name"), str):
+        kwargs = {k: v for k, v in value.items() if k != "name"}
+        return value["name"], kwargs
+    raise ConfigError(f"env: got {value!r}; allowed: an env name or a mapping with 'name' "
+                      f"(one of {', '.join(envs.registered())})")
+
+
+def make_env(value, num_envs: int):
+    name, kwargs = _env_spec(value)
+    if name not in envs.registered():
+        raise ConfigError(f"env: unknown env {name!r}; allowed: {', '.join(envs.registered())}")
+    try:
+        return envs.make(name, num_envs=num_envs, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"env: {str(e).splitlines()[0]}") from None
+
+
+def build_agent(config: dict) -> Agent:
+    """Validate the run-level keys of `config` and build its agent (no runs planned)."""
+    if not isinstance(config, dict):
+        raise ConfigError("config: must be a mapping")
+    unknown = sorted(set(config) - set(REQUIRED) - set(OPTIONAL))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown key; allowed: {', '.join(REQUIRED + OPTIONAL)}")
+    for key in REQUIRED[:-1]:
+        if key not in config:
+            raise ConfigError(f"{key}: missing; required keys: {', '.join(REQUIRED)}")
+    name = config["agent"]
+    if name not in AGENTS:
+        raise ConfigError(f"agent: unknown agent {name!r}; allowed: {', '.join(AGENTS)}")
+    cls = AGENTS[name]
+    total, every, episodes = (_positive_int(config, k) for k in ("total_steps", "eval_every", "eval_episodes"))
+    static = _parse_static(cls, config.get("agent_config"))
+    env = make_env(config["env"], static.num_envs)
+    eval_env = env.with_num_envs(episodes)
+    try:
+        agent = cls(env, static, eval_env, total, every, episodes)
+    except ValueError as e:
+        raise ConfigError(f"agent: {str(e).splitlines()[0]}") from None
+    per_iter = agent.transitions_per_iteration
+    if total % every:
+        raise ConfigError(f"eval_every: {every} does not divide total_steps {total}; "
+                          f"allowed: a divisor of total_steps")
+    if every % per_iter:
+        raise ConfigError(f"eval_every: {every} is not a multiple of the {per_iter} env steps one "
+                          f"{name} iteration takes; allowed: multiples of {per_iter}")
+    return agent
+
+
+def _parse_static(cls, values):
+    from .agents.base import parse_static
+    if values is not None and not isinstance(values, dict):
+        raise ConfigError(f"agent_config: got {values!r}; allowed: a mapping of settings")
+    return parse_static(cls.Static, values)
+
+
+@dataclasses.dataclass
+class Plan:
+    """A validated sweep: the resolved config, its agent, and one entry per run."""
+
+    config: dict
+    agent: Agent
+    runs: list[dict]          # human values: run, seed and every hyperparameter
+    hparams: Any              # batched hparams pytree [R]
+    keys: jax.Array           # [R] PRNG keys, one per run (from its seed)
+    chunk_evals: int
+    duplicates: int           # runs dropped because their settings did not apply
+
+    @property
+    def num_runs(self) -> int:
+        return len(self.runs)
+
+    @property
+    def num_chunks(self) -> int:
+        return self.agent.num_evals // self.chunk_evals
+
+
+def _seeds(value) -> list[int]:
+    if isinstance(value, bool):
+        raise ConfigError(f"sweep.seed: got {value!r}; allowed: a positive count or a list of integers >= 0")
+    if isinstance(value, int):
+        if value <= 0:
+            raise ConfigError(f"sweep.seed: got {value}; allowed: a positive count or a list of integers >= 0")
+        return list(range(value))
+    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+        if len(set(value)) != len(value):
+            raise ConfigError(f"sweep.seed: got {value!r}; allowed: distinct seeds")
+        return list(value)
+    raise ConfigError(f"sweep.seed: got {value!r}; allowed: a positive count or a list of integers >= 0")
+
+
+def _mapping(config, key) -> dict:
+    value = config.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: got {value!r}; allowed: a mapping")
+    return value
+
+
+def plan_sweep(config: dict) -> Plan:
+    """Validate `config` and expand its sweep into runs (cartesian product, then de-duplicated)."""
+    agent = build_agent(config)
+    specs = field_specs(agent.HParams)
+    static_names = [f.name for f in dataclasses.fields(agent.Static)]
+    sweep = config.get("sweep")
+    if sweep is None:
+        sweep = {}
+    if not isinstance(sweep, dict):
+        raise ConfigError(f"sweep: got {sweep!r}; allowed: a mapping of hyperparameter -> list of values")
+    axes: dict[str, list] = {}
+    for key, values in sweep.items():
+        if key == "seed":
+            axes["seed"] = _seeds(values)
+            continue
+        if key in static_names:
+            raise ConfigError(f"sweep.{key}: a static setting (it sets shapes or loop lengths) cannot vary "
+                              f"within one program; allowed: seed, {', '.join(specs)}")
+        if key not in specs:
+            raise ConfigError(f"sweep.{key}: unknown hyperparameter; allowed: seed, {', '.join(specs)}")
+        values = values if isinstance(values, list) else [values]
+        if not values:
+            raise ConfigError(f"sweep.{key}: empty list; allowed: at least one value")
+        for v in values:
+            specs[key].convert(f"sweep.{key}", v)
+        axes[key] = values
+    axes.setdefault("seed", [0])
+
+    base = _mapping(config, "hparams")
+    for k, v in base.items():
+        if k not in specs:
+            raise ConfigError(f"hparams.{k}: unknown hyperparameter; allowed: {', '.join(specs)}")
+        specs[k].convert(f"hparams.{k}", v)
+    method_defaults = copy.deepcopy(agent.method_defaults)
+    for method, values in _mapping(config, "method_defaults").items():
+        if method not in IGNORED_BY_METHOD:
+            raise ConfigError(f"method_defaults.{method}: unknown method; allowed: {', '.join(IGNORED_BY_METHOD)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"method_defaults.{method}: got {values!r}; allowed: a mapping")
+        for k, v in values.items():
+            if k not in specs or k == "method":
+                raise ConfigError(f"method_defaults.{method}.{k}: unknown hyperparameter; allowed: "
+                                  f"{', '.join(s for s in specs if s != 'method')}")
+            specs[k].convert(f"method_defaults.{method}.{k}", v)
+        method_defaults.setdefault(method, {}).update(values)
+
+    runs, seen, dropped = [], set(), 0
+    names = list(axes)
+    for combo in itertools.product(*(axes[n] for n in names)):
+        swept = dict(zip(names, combo))
+        seed = swept.pop("seed")
+        method = str(swept.get("method", base.get("method", specs["method"].default))).lower()
+        values = {**method_defaults.get(method, {}), **base}
+        values.update(_config_method_defaults(config, method))
+        values.update(swept)
+        hp = make_hparams(agent.HParams, values)
+        human = {n: specs[n].name_of(getattr(hp, n)) for n in specs}
+        for ignored in IGNORED_BY_METHOD.get(human["method"], ()):
+            human[ignored] = 0.0 if ignored == "sparsity" else specs[ignored].default
+        if human["method"] == "prune" and human["start"] >= human["end"]:
+            raise ConfigError(f"prune: start {human['start']} must be below end {human['end']} "
+                              f"(pruning ramps up between them); set hparams or method_defaults.prune")
+        ident = (seed, tuple(sorted(human.items())))
+        if ident in seen:
+            dropped += 1
+            continue
+        seen.add(ident)
+        runs.append({"run": len(runs), "seed": seed, **human})
+
+    hparams = stack_hparams(make_hparams(agent.HParams, {k: r[k] for k in specs}) for r in runs)
+    keys = jax.vmap(jax.random.PRNGKey)(np.asarray([r["seed"] for r in runs], np.uint32))
+    chunk = _chunk_evals(config, agent.num_evals)
+    resolved = _resolved(config, agent, axes, base, method_defaults, chunk)
+    return Plan(resolved, agent, runs, hparams, keys, chunk, dropped)
+
+
+def _config_method_defaults(config, method) -> dict:
+    return dict((config.get("method_defaults") or {}).get(method, {}) or {})
+
+
+def _chunk_evals(config, num_evals: int) -> int:
+    """Evaluations per compiled chunk: the given value, or about 1/20 of the run (a divisor)."""
+    value = config.get("chunk_evals")
+    if value is None:
+        target = max(1, math.ceil(num_evals / 20))
+        return min(d for d in range(target, num_evals + 1) if num_evals % d == 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or num_evals % value:
+        raise ConfigError(f"chunk_evals: got {value!r}; allowed: a positive divisor of the "
+                          f"{num_evals} evaluations per run")
+    return value
+
+
+def _resolved(config, agent, axes, base, method_defaults, chunk) -> dict:
+    """The config with every default spelled out (what config.yaml records; resolving it again
+    gives the same plan)."""
+    specs = field_specs(agent.HParams)
+    hparams = {n: s.default for n, s in specs.items()}
+    hparams.update(base)
+    out = {
+        "name": config.get("name"),
+        "agent": agent.name,
+        "env": config["env"],
+        "total_steps": agent.total_steps,
+        "eval_every": agent.eval_every,
+        "eval_episodes": agent.eval_episodes,
+        "chunk_evals": chunk,
+        "agent_config": {k: (list(v) if isinstance(v, tuple) else v)
+                         for k, v in dataclasses.asdict(agent.static).items()},
+        "hparams": hparams,
+        "method_defaults": {m: dict(v) for m, v in method_defaults.items()},
+        "sweep": {k: v for k, v in axes.items()},
+    }
+    return {k: v for k, v in out.items() if v is not None}

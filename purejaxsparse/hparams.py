@@ -1,0 +1,154 @@
+"""Traced per-run hyperparameters: field specs, validation, and conversion to array pytrees.
+
+An agent declares its per-run hyperparameters as a flax struct dataclass whose fields carry a
+`Field` spec in their metadata (default, type, allowed range or choices). Every such value is
+traced: it may differ between the runs of one compiled sweep. Static settings (shapes, loop
+lengths) live elsewhere (the agent's static config).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Iterable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from .sparse import DISTRIBUTIONS, METHODS, SparseHParams
+
+
+class ConfigError(ValueError):
+    """A bad value in a config or override; the message is one line naming the field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """Spec of one traced hyperparameter.
+
+    kind: 'float' | 'int' | 'bool' | 'choice'. low/high bound the value (high_open: high
+    excluded); choices: allowed names of a 'choice' field (stored as the index).
+    """
+
+    kind: str
+    default: Any
+    doc: str = ""
+    low: float | None = None
+    high: float | None = None
+    high_open: bool = False
+    low_open: bool = False
+    choices: tuple[str, ...] = ()
+
+    def allowed(self) -> str:
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        if self.kind == "bool":
+            return "true or false"
+        lo = "(" if self.low_open else "["
+        hi = ")" if self.high_open else "]"
+        rng = f"{lo}{'-inf' if self.low is None else self.low}, {'inf' if self.high is None else self.high}{hi}"
+        return f"{'an integer' if self.kind == 'int' else 'a number'} in {rng}"
+
+    def convert(self, name: str, value) -> np.ndarray:
+        """Validated numpy scalar of `value`; ConfigError naming `name` otherwise."""
+        bad = ConfigError(f"{name}: got {value!r}; allowed: {self.allowed()}")
+        if self.kind == "choice":
+            if isinstance(value, str) and value.lower() in self.choices:
+                return np.int32(self.choices.index(value.lower()))
+            raise bad
+        if self.kind == "bool":
+            if isinstance(value, (bool, np.bool_)):
+                return np.bool_(value)
+            raise bad
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise bad
+        if self.kind == "int":
+            if isinstance(value, float) and not value.is_integer():
+                raise bad
+            value = int(value)
+        value = float(value) if self.kind == "float" else value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise bad
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            raise bad
+        if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
+            raise bad
+        return np.int32(value) if self.kind == "int" else np.float32(value)
+
+    def name_of(self, stored) -> Any:
+        """Human value of a stored scalar (choice index -> name)."""
+        if self.kind == "choice":
+            return self.choices[int(stored)]
+        if self.kind == "bool":
+            return bool(stored)
+        if self.kind == "int":
+            return int(stored)
+        return float(str(np.float32(stored)))  # shortest float32 text: 1e-3, not 0.0010000000474974513
+
+
+def hfield(kind: str, default, doc: str = "", **spec):
+    """A dataclass field carrying its `Field` spec (no dataclass default: build via `make`)."""
+    return struct.field(metadata={"hparam": Field(kind, default, doc, **spec)})
+
+
+def field_specs(cls) -> dict[str, Field]:
+    """name -> Field of an hparams dataclass, in declaration order."""
+    return {f.name: f.metadata["hparam"] for f in dataclasses.fields(cls)}
+
+
+@struct.dataclass
+class SparseFields:
+    """The sparse-training hyperparameters every agent shares (see sparse.SparseHParams)."""
+
+    method: jax.Array = hfield("choice", "dense", "sparse-training method", choices=METHODS)
+    sparsity: jax.Array = hfield("float", 0.9, "global target fraction of zero kernel weights",
+                                 low=0.0, high=1.0, high_open=True)
+    distribution: jax.Array = hfield("choice", "erk", "layer distribution", choices=DISTRIBUTIONS)
+    drop_fraction: jax.Array = hfield("float", 0.5, "SET/RigL initial drop fraction", low=0.0, high=1.0)
+    update_interval: jax.Array = hfield("int", 1000, "optimizer steps between mask updates", low=1)
+    start: jax.Array = hfield("int", 0, "prune t0; static/SET/RigL: dense until start", low=0)
+    end: jax.Array = hfield("int", 75_000, "last optimizer step at which masks change", low=0)
+    sparse_init: jax.Array = hfield("bool", True, "sparsity-aware initialisation")
+    use_bias: jax.Array = hfield("bool", True, "False puts a zero mask on every bias")
+
+    def sparse(self, sparsity=None) -> SparseHParams:
+        """SparseHParams of this run (optionally with another sparsity, e.g. per network)."""
+        return SparseHParams(
+            method=self.method, sparsity=self.sparsity if sparsity is None else sparsity,
+            distribution=self.distribution, drop_fraction=self.drop_fraction,
+            update_interval=self.update_interval, start=self.start, end=self.end,
+            sparse_init=self.sparse_init, use_bias=self.use_bias)
+
+
+def make_hparams(cls, values: dict | None = None, **overrides):
+    """One run's hparams instance of `cls` from defaults updated by `values`/`overrides`.
+
+    Values are Python values or names (validated, ConfigError on a bad one); the result holds
+    numpy scalars, so it can be stacked, vmapped and traced.
+    """
+    specs = field_specs(cls)
+    merged = {**(values or {}), **overrides}
+    unknown = sorted(set(merged) - set(specs))
+    if unknown:
+        raise ConfigError(f"hparams.{unknown[0]}: unknown hyperparameter; allowed: {', '.join(specs)}")
+    out = {}
+    for name, spec in specs.items():
+        out[name] = spec.convert(name, merged.get(name, spec.default))
+    return cls(**out)
+
+
+def stack_hparams(items: Iterable) -> Any:
+    """Stack per-run hparams into one batched pytree (leading runs axis)."""
+    items = list(items)
+    return jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *items)
+
+
+def describe(hp, run: int | None = None) -> dict[str, Any]:
+    """Human values (names for choices) of one run of an hparams pytree."""
+    out = {}
+    for name, spec in field_specs(type(hp)).items():
+        v = np.asarray(getattr(hp, name))
+        out[name] = spec.name_of(v if run is None else v[run])
+    return out

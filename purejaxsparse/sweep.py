@@ -1,0 +1,186 @@
+"""The sweep engine: every run of a plan advances in ONE compiled chunk function.
+
+A host loop calls the compiled chunk (a `lax.scan` over some evaluation periods, vmapped over
+runs) repeatedly; after each chunk it appends the chunk's evaluations to results.csv, saves the
+full batched state with orbax, and moves a progress bar. The runs axis is sharded over every
+visible device (`jax.sharding`), padded to a multiple of the device count. A killed sweep
+resumes from its last checkpoint and ends with exactly the rows of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import yaml
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from .checkpoint import SweepCheckpoints
+from .config import Plan
+from .hparams import ConfigError, field_specs
+from .results import RUN_INFO, append_rows, result_header, result_rows, truncate_results, write_csv
+
+TRACE_COUNT = {"chunk": 0}
+"""How often a chunk function was traced (compiled); one sweep traces it exactly once."""
+
+
+@dataclasses.dataclass
+class SweepStats:
+    out_dir: Path
+    chunks_run: int
+    compile_seconds: float
+    run_seconds: float
+    env_steps: int
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.env_steps / max(self.run_seconds, 1e-9)
+
+
+def env_name(config: dict) -> str:
+    env = config["env"]
+    return env if isinstance(env, str) else env["name"]
+
+
+def _runs_sharding() -> NamedSharding:
+    mesh = Mesh(np.array(jax.devices()), ("runs",))
+    return NamedSharding(mesh, PartitionSpec("runs"))
+
+
+def _pad_runs(tree, num_runs: int, multiple: int):
+    """Pad the leading runs axis to a multiple of the device count (copies of the last run)."""
+    padded = math.ceil(num_runs / multiple) * multiple
+    if padded == num_runs:
+        return tree
+    return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], padded - num_runs, 0)]), tree)
+
+
+def _chunk_function(agent, chunk_evals: int):
+    def chunk(states, hparams, t0):
+        TRACE_COUNT["chunk"] += 1
+        return jax.vmap(lambda s, h: agent.run(s, h, t0, chunk_evals))(states, hparams)
+    return jax.jit(chunk, donate_argnums=0)
+
+
+def write_sweep_files(plan: Plan, out_dir: Path) -> None:
+    """config.yaml (resolved), runs.csv (one row per run), results.csv (header only)."""
+    agent = plan.agent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(plan.config, sort_keys=False))
+    names = list(field_specs(agent.HParams))
+    total = agent.total_params()
+    final_active = np.asarray(jax.jit(jax.vmap(agent.final_active_params))(plan.hparams))
+    header = list(RUN_INFO) + [n for n in names if n not in RUN_INFO] + ["total_params", "active_params"]
+    rows = []
+    for r, run in enumerate(plan.runs):
+        info = {"env": env_name(plan.config), "agent": agent.name, **run}
+        rows.append([info[c] for c in header[:-2]] + [total, int(final_active[r])])
+    write_csv(out_dir / "runs.csv", header, rows)
+    write_csv(out_dir / "results.csv", result_header(agent.metric_names), [])
+
+
+def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = True,
+              max_chunks: int | None = None, log=print) -> SweepStats:
+    """Train every run of `plan`, writing into `out_dir` (new, or an existing sweep to resume).
+
+    max_chunks: stop after this many chunks in this call (the sweep stays resumable).
+    """
+    out_dir = Path(out_dir)
+    agent = plan.agent
+    num_runs, n_dev = plan.num_runs, jax.device_count()
+    sharding = _runs_sharding()
+    keys, hparams = jax.device_put(_pad_runs((plan.keys, plan.hparams), num_runs, n_dev), sharding)
+    states = jax.jit(jax.vmap(agent.init))(keys, hparams)
+    checkpoints = SweepCheckpoints(out_dir / "checkpoints")
+    steps_per_chunk = plan.chunk_evals * agent.eval_every
+    done = 0
+    if resume:
+        latest = checkpoints.latest()
+        if latest is not None:
+            states = checkpoints.restore(latest, states)
+            done = latest
+        truncate_results(out_dir / "results.csv", done * steps_per_chunk)
+    else:
+        write_sweep_files(plan, out_dir)
+
+    if done >= plan.num_chunks:
+        checkpoints.close()
+        log(f"sweep in {out_dir} is already complete ({done}/{plan.num_chunks} chunks)")
+        return SweepStats(out_dir, 0, 0.0, 0.0, 0)
+
+    log(f"{num_runs} runs x {agent.total_steps:,} env steps of {agent.name} on {env_name(plan.config)}"
+        f" as one program on {n_dev} {jax.devices()[0].platform.upper()} device(s); "
+        f"{plan.num_chunks} chunks of {steps_per_chunk:,} steps" + (f", resuming after chunk {done}" if done else ""))
+    t_compile = time.perf_counter()
+    chunk = _chunk_function(agent, plan.chunk_evals)
+    compiled = chunk.lower(states, hparams, jnp.int32(0)).compile()
+    compile_seconds = time.perf_counter() - t_compile
+    log(f"compiled in {compile_seconds:.1f} s")
+
+    bar = _progress(progress, total=num_runs * agent.total_steps, initial=done * num_runs * steps_per_chunk)
+    t_run, chunks_run = time.perf_counter(), 0
+    try:
+        for c in range(done, plan.num_chunks):
+            t0 = jnp.int32(c * plan.chunk_evals * agent.iterations_per_eval)
+            states, metrics = compiled(states, hparams, t0)
+            metrics = {k: np.asarray(v)[:num_runs] for k, v in jax.device_get(metrics).items()}
+            append_rows(out_dir / "results.csv",
+                        result_rows(plan.runs, env_name(plan.config), agent.name, metrics, agent.metric_names))
+            checkpoints.save(c + 1, states)
+            chunks_run += 1
+            if bar is not None:
+                bar.update(num_runs * steps_per_chunk)
+                bar.set_postfix_str(f"chunk {c + 1}/{plan.num_chunks}, "
+                                    f"mean return {float(np.mean(metrics['eval_return'][:, -1])):.1f}")
+            if max_chunks is not None and chunks_run >= max_chunks:
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+        checkpoints.close()
+    run_seconds = time.perf_counter() - t_run
+    return SweepStats(out_dir, chunks_run, compile_seconds, run_seconds,
+                      chunks_run * num_runs * steps_per_chunk)
+
+
+def _progress(enabled: bool, total: int, initial: int):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, unit="step", unit_scale=True, desc="env steps (all runs)",
+                file=sys.stderr, dynamic_ncols=True, smoothing=0.3)
+
+
+def summary_table(out_dir) -> str:
+    """Final score (mean eval return over the last 10% of evaluations) per setting, over seeds."""
+    import pandas as pd
+
+    from .analysis import stats
+
+    out_dir = Path(out_dir)
+    results = pd.read_csv(out_dir / "results.csv")
+    runs = pd.read_csv(out_dir / "runs.csv")
+    if results.empty:
+        return "(no evaluations yet)"
+    config = yaml.safe_load((out_dir / "config.yaml").read_text())
+    scores = stats.final_scores(results, runs).merge(runs, on="run", suffixes=("", "_run"))
+    swept = [k for k in (config.get("sweep") or {}) if k not in ("seed", "method", "sparsity") and k in scores]
+    keys = ["method", "sparsity"] + swept
+    last = results.sort_values("step").groupby("run").tail(1).set_index("run")
+    scores["actual_sparsity"] = scores["run"].map(last["actual_sparsity"])
+    table = scores.groupby(keys, sort=False).agg(
+        runs=("run", "size"), final_score=("final_score", "mean"), std=("final_score", "std"),
+        actual_sparsity=("actual_sparsity", "mean")).reset_index()
+    return table.to_string(index=False, float_format=lambda v: f"{v:.3f}")
+
+
+def check_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ConfigError(f"--out: {out_dir} exists and is not empty; choose a new directory "
+                          f"(or continue it with: purejaxsparse resume {out_dir})")

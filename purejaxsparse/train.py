@@ -1,0 +1,42 @@
+"""The embeddable API: `make_train(config)` returns a pure `train(key, hparams)` for one run."""
+
+from __future__ import annotations
+
+from .config import build_agent, load_config
+from .hparams import make_hparams as _make_hparams
+
+
+def make_train(config):
+    """A pure function `train(key, hparams) -> (state, metrics)` for one run of `config`.
+
+    config: a mapping or YAML path with agent, env, total_steps, eval_every, eval_episodes
+    (and optionally agent_config; `sweep`/`hparams` are not used here). metrics: a dict of
+    [num_evals] arrays (eval_return, actual_sparsity, active_params, dormant_frac, step, ...).
+    Safe under jax.jit, jax.vmap (over keys and hparams) and jax.lax.scan; under vmap, mask
+    updates run only at steps where some run updates (see sparse.batching.cond_any).
+    """
+    config = load_config(config)
+    config.setdefault("sweep", {})
+    agent = build_agent(config)
+
+    def train(key, hparams):
+        state = agent.init(key, hparams)
+        return agent.run(state, hparams, 0, agent.num_evals)
+
+    train.agent = agent
+    return train
+
+
+def make_hparams(config, **values):
+    """One run's hparams for `config`: agent defaults < config `hparams` < `values`.
+
+    Names are accepted for choices (method="rigl"); stack several with `stack_hparams`.
+    """
+    config = load_config(config)
+    config.setdefault("sweep", {})
+    agent = build_agent(config)
+    base = dict(config.get("hparams") or {})
+    method = values.get("method", base.get("method", "dense"))
+    merged = {**agent.method_defaults.get(method, {}), **base,
+              **((config.get("method_defaults") or {}).get(method) or {}), **values}
+    return _make_hparams(agent.HParams, merged)

@@ -1,0 +1,79 @@
+"""Bad input: one line naming the field, exit code 2, no traceback, no output directory."""
+
+import pytest
+import yaml
+
+from conftest import tiny_sweep_config
+from purejaxsparse.cli import main
+
+
+def run_cli(tmp_path, capsys, config=None, overrides=(), raw=None, out_name="out"):
+    path = tmp_path / "c.yaml"
+    if raw is not None:
+        path.write_text(raw)
+    elif config is not None:
+        path.write_text(yaml.safe_dump(config))
+    out = tmp_path / out_name
+    code = main(["run", str(path), "--out", str(out), "--no-progress", *overrides])
+    err = capsys.readouterr().err.strip()
+    return code, err, out
+
+
+BAD = [
+    ({"colour": "red"}, (), "colour"),
+    ({"agent": "ddpg"}, (), "agent"),
+    ({"env": "Pong-v99"}, (), "env"),
+    ({"env": {"name": "CartPole-v1", "gravity_x": 3}}, (), "env"),
+    ({}, ("sweep.method=[dense,lottery]",), "sweep.method"),
+    ({}, ("sweep.sparsity=[0.5,1.0]",), "sweep.sparsity"),
+    ({}, ("hparams.sparsity=-0.1",), "hparams.sparsity"),
+    ({"total_steps": 0}, (), "total_steps"),
+    ({"total_steps": -5}, (), "total_steps"),
+    ({"eval_every": 350}, (), "eval_every"),
+    ({"eval_every": 5000}, (), "eval_every"),
+    ({"eval_episodes": "ten"}, (), "eval_episodes"),
+    ({}, ("total_steps=abc",), "total_steps"),
+    ({}, ("agent_config.hidden=[16,x]",), "agent_config.hidden"),
+    ({}, ("agent_config.batch_size=0",), "agent_config.batch_size"),
+    ({}, ("sweep.batch_size=[16,32]",), "sweep.batch_size"),
+    ({}, ("sweep.seed=0",), "sweep.seed"),
+    ({}, ("hparams.use_bias=maybe",), "hparams.use_bias"),
+    ({}, ("method_defaults.prune.start=5000",), "prune"),
+    ({}, ("chunk_evals=4",), "chunk_evals"),
+    ({}, ("sweep.learning_rate=[]",), "sweep.learning_rate"),
+    ({}, ("not_an_override",), "override"),
+]
+
+
+@pytest.mark.parametrize("change, overrides, field", BAD)
+def test_bad_config_values(tmp_path, capsys, change, overrides, field):
+    config = tiny_sweep_config(**change)
+    code, err, out = run_cli(tmp_path, capsys, config, overrides)
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert field in err and "allowed" in err or field in err and "must" in err, err
+    assert not out.exists()
+
+
+def test_malformed_yaml_and_missing_file(tmp_path, capsys):
+    code, err, out = run_cli(tmp_path, capsys, raw="agent: dqn\nenv: [CartPole\n")
+    assert code == 2 and "malformed YAML" in err and len(err.splitlines()) == 1 and not out.exists()
+    code, err, out = run_cli(tmp_path, capsys, raw="- just\n- a list\n")
+    assert code == 2 and "mapping" in err and not out.exists()
+    code = main(["run", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "o2")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "no such file" in err and not (tmp_path / "o2").exists()
+
+
+def test_existing_output_directory_is_never_overwritten(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    code, err, _ = run_cli(tmp_path, capsys, tiny_sweep_config())
+    assert code == 2 and "not empty" in err
+    assert (out / "keep.txt").read_text() == "precious" and len(list(out.iterdir())) == 1
+
+
+def test_resume_of_a_non_sweep_directory(tmp_path, capsys):
+    code = main(["resume", str(tmp_path)])
+    assert code == 2 and "not a sweep directory" in capsys.readouterr().err
