@@ -20,6 +20,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+import envs
+
 from ..hparams import ConfigError
 
 METRICS = ("eval_return", "actual_sparsity", "active_params", "dormant_frac")
@@ -101,6 +103,10 @@ class Agent:
         """Advance one iteration (t: unbatched iteration index) and return the new state."""
         raise NotImplementedError
 
+    def eval_policy(self, state, hp):
+        """The evaluation policy of this state: a function (key, obs [B, ...]) -> action [B, ...]."""
+        raise NotImplementedError
+
     def evaluate(self, state, hp, key: jax.Array, t) -> dict:
         """Scalar metrics of METRICS (+ extra_metrics) after `t` iterations."""
         raise NotImplementedError
@@ -110,6 +116,12 @@ class Agent:
         raise NotImplementedError
 
     # -- shared -------------------------------------------------------------------------------
+    def evaluation_returns(self, state, hp, key, episodes: int | None = None, obs_noise_std=0.0):
+        """Returns [episodes] of the evaluation policy on fresh eval envs (first episode each),
+        with N(0, obs_noise_std) noise on the observations the policy sees (robustness)."""
+        env = self.eval_env if episodes in (None, self.eval_episodes) else self.eval_env.with_num_envs(episodes)
+        return envs.evaluate(env, self.eval_policy(state, hp), key, env.num_envs, obs_noise_std)
+
     @property
     def num_evals(self) -> int:
         return self.total_steps // self.eval_every

@@ -161,10 +161,12 @@ class DQN(Agent):
         target = jax.tree.map(lambda p, q: jnp.where(copy, p, q), params, state.target_params)
         return state.replace(params=params, opt_state=opt_state, masks=masks, target_params=target)
 
+    def eval_policy(self, state: DQNState, hp):
+        return lambda k, obs: self._act(k, state.params, obs, hp.eval_epsilon)
+
     def evaluate(self, state: DQNState, hp, key, t) -> dict:
         k_eval, k_states, k_snr = jax.random.split(key, 3)
-        policy = lambda k, obs: self._act(k, state.params, obs, hp.eval_epsilon)
-        returns = envs.evaluate(self.eval_env, policy, k_eval, self.eval_episodes)
+        returns = self.evaluation_returns(state, hp, k_eval)
         rows = jnp.minimum(t, self.capacity)
         states = replay.sample(k_states, state.buffer, rows, self.static.dormant_batch)["obs"]
         metrics = {"eval_return": returns.mean(),

@@ -531,11 +531,14 @@ def plot_metric_over_training(results: pd.DataFrame, runs: pd.DataFrame | None, 
 
 @_graceful
 def plot_dormant(results: pd.DataFrame, runs: pd.DataFrame | None, path: str | Path,
-                 group_cols: Sequence[str] | None = None) -> Path:
-    """Dormant-neuron fraction over training (Ganaie Fig 2): colour by method, style by sparsity."""
+                 group_cols: Sequence[str] | None = None, tau: float | None = None) -> Path:
+    """Dormant-neuron fraction over training (Ganaie Fig 2): colour by method, style by sparsity.
+
+    tau: the dormancy threshold the sweep used (shown in the axis label when given)."""
+    threshold = f", \u03c4 = {tau:g}" if tau is not None else ""
     return plot_metric_over_training.__wrapped__(
         results, runs, path, metric="dormant_frac", scale=100.0, group_cols=group_cols,
-        ylabel="Dormant neurons (% of hidden units)", title="dormant neurons over training")
+        ylabel=f"Dormant neurons{threshold} (% of hidden units)", title="dormant neurons over training")
 
 
 # ----------------------------------------------------------------- robustness

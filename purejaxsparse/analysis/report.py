@@ -204,7 +204,8 @@ def write_report(out_dir: str | Path, reps: int = 2000, seed: int = 0) -> Path:
     add("dormant.png",
         "Dormant neurons: fraction of tau-dormant hidden units over training, colour by method, "
         "line style by sparsity, mean over seeds.",
-        plots.plot_dormant, results, runs, group_cols=gcols)
+        plots.plot_dormant, results, runs, group_cols=gcols,
+        tau=(config.get("agent_config") or {}).get("dormant_tau"))
     if "grad_snr" in results.columns:
         add("grad_snr.png",
             "Gradient signal-to-noise ratio: |mean| / std of per-sample gradients over training, mean over seeds.",

@@ -1,0 +1,67 @@
+"""Observation-noise robustness (Graesser et al. 2022, Fig 6) of a finished sweep.
+
+Each run's final parameters (the sweep's latest checkpoint) are evaluated with Gaussian noise
+N(0, sigma) added to the observations the policy sees, at evaluation only (on raw 0..255 values
+for pixel observations). Every sigma uses the same episodes (same keys), so differences come
+from the noise alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .checkpoint import SweepCheckpoints
+from .config import load_config, plan_sweep
+from .hparams import ConfigError
+from .results import write_csv
+from .sweep import env_name
+
+
+def run_robustness(out_dir, sigmas, episodes: int | None = None, log=print) -> Path:
+    """Write DIR/report/robustness.csv (run, sigma, eval_return, ...) and its plot; returns the csv."""
+    out_dir = Path(out_dir)
+    if not (out_dir / "config.yaml").is_file():
+        raise ConfigError(f"robustness: {out_dir} is not a sweep directory (no config.yaml)")
+    plan = plan_sweep(load_config(out_dir / "config.yaml"))
+    agent = plan.agent
+    checkpoints = SweepCheckpoints(out_dir / "checkpoints")
+    latest = checkpoints.latest()
+    if latest is None:
+        checkpoints.close()
+        raise ConfigError(f"robustness: {out_dir} has no checkpoint yet; let the sweep run first")
+    if latest < plan.num_chunks:
+        log(f"note: sweep incomplete ({latest}/{plan.num_chunks} chunks): using the latest parameters")
+    states = checkpoints.restore(latest, jax.jit(jax.vmap(agent.init))(plan.keys, plan.hparams))
+    checkpoints.close()
+    episodes = episodes or agent.eval_episodes
+    keys = jax.vmap(lambda k: jax.random.fold_in(k, 0x5EED))(plan.keys)
+    returns_fn = jax.jit(jax.vmap(
+        lambda s, h, k, sigma: agent.evaluation_returns(s, h, k, episodes, sigma).mean(),
+        in_axes=(0, 0, 0, None)))
+    rows = []
+    for sigma in sigmas:
+        means = np.asarray(returns_fn(states, plan.hparams, keys, jnp.float32(sigma)))
+        for run, mean in zip(plan.runs, means):
+            rows.append([run["run"], sigma, np.float32(mean), env_name(plan.config), run["method"],
+                         run["sparsity"], run["seed"]])
+        log(f"sigma {sigma:g}: mean return {float(means.mean()):.2f} over {len(means)} runs")
+    report = out_dir / "report"
+    report.mkdir(exist_ok=True)
+    path = report / "robustness.csv"
+    write_csv(path, ["run", "sigma", "eval_return", "env", "method", "sparsity", "seed"], rows)
+    _plot(path, out_dir / "runs.csv", report / "robustness.png", log)
+    return path
+
+
+def _plot(csv_path: Path, runs_path: Path, png: Path, log) -> None:
+    import pandas as pd
+
+    from .analysis import plots
+
+    made = plots.plot_robustness(pd.read_csv(csv_path), pd.read_csv(runs_path), png)
+    if made is not None:
+        log(f"plot: {made}")
