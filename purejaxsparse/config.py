@@ -30,7 +30,8 @@ OPTIONAL = ("name", "agent_config", "hparams", "method_defaults", "chunk_evals")
 # Per method, the hyperparameters that do not change what a run does; they are reset to their
 # defaults so that, e.g., dense runs swept over sparsity collapse into one run per seed.
 IGNORED_BY_METHOD = {
-    "dense": ("sparsity", "distribution", "drop_fraction", "update_interval", "start", "end", "sparse_init"),
+    "dense": ("sparsity", "distribution", "drop_fraction", "update_interval", "start", "end", "sparse_init",
+              "actor_sparsity", "critic_sparsity", "actor_param_fraction"),
     "dense_width": ("distribution", "drop_fraction", "update_interval", "start", "end", "sparse_init"),
     "static": ("drop_fraction", "update_interval", "end"),
     "prune": ("drop_fraction", "sparse_init"),
@@ -248,7 +249,8 @@ def plan_sweep(config: dict) -> Plan:
         hp = make_hparams(agent.HParams, values)
         human = {n: specs[n].name_of(getattr(hp, n)) for n in specs}
         for ignored in IGNORED_BY_METHOD.get(human["method"], ()):
-            human[ignored] = 0.0 if ignored == "sparsity" else specs[ignored].default
+            if ignored in specs:  # agents without actor/critic networks lack some of these
+                human[ignored] = 0.0 if ignored == "sparsity" else specs[ignored].default
         if human["method"] == "prune" and human["start"] >= human["end"]:
             raise ConfigError(f"prune: start {human['start']} must be below end {human['end']} "
                               f"(pruning ramps up between them); set hparams or method_defaults.prune")

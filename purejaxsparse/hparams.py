@@ -29,7 +29,8 @@ class Field:
     """Spec of one traced hyperparameter.
 
     kind: 'float' | 'int' | 'bool' | 'choice'. low/high bound the value (high_open: high
-    excluded); choices: allowed names of a 'choice' field (stored as the index).
+    excluded); choices: allowed names of a 'choice' field (stored as the index). optional: the
+    value may be null (None, "unset"), stored as -1 (agents then fall back to another field).
     """
 
     kind: str
@@ -40,8 +41,13 @@ class Field:
     high_open: bool = False
     low_open: bool = False
     choices: tuple[str, ...] = ()
+    optional: bool = False
 
     def allowed(self) -> str:
+        text = self._allowed()
+        return text + " or null (unset)" if self.optional else text
+
+    def _allowed(self) -> str:
         if self.kind == "choice":
             return "one of " + ", ".join(self.choices)
         if self.kind == "bool":
@@ -54,6 +60,8 @@ class Field:
     def convert(self, name: str, value) -> np.ndarray:
         """Validated numpy scalar of `value`; ConfigError naming `name` otherwise."""
         bad = ConfigError(f"{name}: got {value!r}; allowed: {self.allowed()}")
+        if value is None and self.optional:
+            return np.int32(-1) if self.kind in ("int", "choice") else np.float32(-1.0)
         if self.kind == "choice":
             if isinstance(value, str) and value.lower() in self.choices:
                 return np.int32(self.choices.index(value.lower()))
@@ -78,7 +86,9 @@ class Field:
         return np.int32(value) if self.kind == "int" else np.float32(value)
 
     def name_of(self, stored) -> Any:
-        """Human value of a stored scalar (choice index -> name)."""
+        """Human value of a stored scalar (choice index -> name, unset optional -> None)."""
+        if self.optional and float(stored) < 0:
+            return None
         if self.kind == "choice":
             return self.choices[int(stored)]
         if self.kind == "bool":

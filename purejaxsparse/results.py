@@ -20,6 +20,8 @@ RUN_INFO = ("run", "env", "agent", "method", "sparsity", "seed")
 
 def format_value(v) -> str:
     """Shortest text that reads back to the same value (float32 metrics stay short)."""
+    if v is None:
+        return ""
     if isinstance(v, (bool, np.bool_)):
         return "True" if v else "False"
     if isinstance(v, (np.floating, float)):
