@@ -251,9 +251,7 @@ def plan_sweep(config: dict) -> Plan:
         for ignored in IGNORED_BY_METHOD.get(human["method"], ()):
             if ignored in specs:  # agents without actor/critic networks lack some of these
                 human[ignored] = 0.0 if ignored == "sparsity" else specs[ignored].default
-        if human["method"] == "prune" and human["start"] >= human["end"]:
-            raise ConfigError(f"prune: start {human['start']} must be below end {human['end']} "
-                              f"(pruning ramps up between them); set hparams or method_defaults.prune")
+        check_run(human)
         ident = (seed, tuple(sorted(human.items())))
         if ident in seen:
             dropped += 1
@@ -266,6 +264,13 @@ def plan_sweep(config: dict) -> Plan:
     chunk = _chunk_evals(config, agent.num_evals)
     resolved = _resolved(config, agent, axes, base, method_defaults, chunk)
     return Plan(resolved, agent, runs, hparams, keys, chunk, dropped)
+
+
+def check_run(values: dict) -> None:
+    """Cross-field checks of one run's human values (after defaults are applied)."""
+    if values.get("method") == "prune" and values["start"] >= values["end"]:
+        raise ConfigError(f"prune: start {values['start']} must be below end {values['end']} "
+                          f"(pruning ramps up between them); set hparams or method_defaults.prune")
 
 
 def _config_method_defaults(config, method) -> dict:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .config import build_agent, load_config
+from .config import build_agent, check_run, load_config
+from .hparams import describe
 from .hparams import make_hparams as _make_hparams
 
 
@@ -39,4 +40,6 @@ def make_hparams(config, **values):
     method = values.get("method", base.get("method", "dense"))
     merged = {**agent.method_defaults.get(method, {}), **base,
               **((config.get("method_defaults") or {}).get(method) or {}), **values}
-    return _make_hparams(agent.HParams, merged)
+    hparams = _make_hparams(agent.HParams, merged)
+    check_run(describe(hparams))
+    return hparams

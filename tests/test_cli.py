@@ -77,3 +77,12 @@ def test_existing_output_directory_is_never_overwritten(tmp_path, capsys):
 def test_resume_of_a_non_sweep_directory(tmp_path, capsys):
     code = main(["resume", str(tmp_path)])
     assert code == 2 and "not a sweep directory" in capsys.readouterr().err
+
+
+def test_make_hparams_checks_the_pruning_schedule():
+    import purejaxsparse as pjs
+    config = tiny_sweep_config()
+    with pytest.raises(pjs.ConfigError, match="prune: start"):
+        pjs.make_hparams({**config, "method_defaults": {}}, method="prune", end=1000)  # agent default start 20k
+    hp = pjs.make_hparams(config, method="prune")  # the config's own prune start (200) is below end
+    assert int(hp.start) == 200
