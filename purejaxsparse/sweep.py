@@ -123,7 +123,8 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
     compile_seconds = time.perf_counter() - t_compile
     log(f"compiled in {compile_seconds:.1f} s")
 
-    bar = _progress(progress, total=num_runs * agent.total_steps, initial=done * num_runs * steps_per_chunk)
+    bar = _progress(progress, total=num_runs * agent.total_steps, initial=done * num_runs * steps_per_chunk,
+                    desc=f"{num_runs} runs, env steps")
     t_run, chunks_run = time.perf_counter(), 0
     try:
         for c in range(done, plan.num_chunks):
@@ -149,11 +150,12 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
                       chunks_run * num_runs * steps_per_chunk)
 
 
-def _progress(enabled: bool, total: int, initial: int):
+def _progress(enabled: bool, total: int, initial: int, desc: str):
+    """Progress over the env steps of all runs: tqdm shows steps/s and the ETA."""
     if not enabled:
         return None
     from tqdm.auto import tqdm
-    return tqdm(total=total, initial=initial, unit="step", unit_scale=True, desc="env steps (all runs)",
+    return tqdm(total=total, initial=initial, unit="step", unit_scale=True, desc=desc,
                 file=sys.stderr, dynamic_ncols=True, smoothing=0.3)
 
 
