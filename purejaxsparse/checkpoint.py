@@ -1,7 +1,8 @@
 """Sweep checkpoints with orbax: the whole batched training state after every chunk.
 
 Saves are synchronous and atomic (orbax commits a finished checkpoint by renaming it), the two
-newest are kept, so a kill at any moment leaves at least one complete checkpoint.
+newest are kept, so a kill at any moment leaves at least one complete checkpoint. The state is
+stored as its flat list of non-empty leaves.
 """
 
 from __future__ import annotations
@@ -27,14 +28,22 @@ class SweepCheckpoints:
         return self.manager.latest_step()
 
     def save(self, chunks_done: int, state) -> None:
-        self.manager.save(chunks_done, args=ocp.args.StandardSave(state))
+        self.manager.save(chunks_done, args=ocp.args.StandardSave(_stored_leaves(state)))
         self.manager.wait_until_finished()
 
     def restore(self, chunks_done: int, like):
         """State saved after `chunks_done` chunks, shaped and placed like `like` (arrays)."""
-        abstract = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), like)
-        return self.manager.restore(chunks_done, args=ocp.args.StandardRestore(abstract))
+        leaves, treedef = jax.tree.flatten(like)
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+                                _stored_leaves(like))
+        stored = self.manager.restore(chunks_done, args=ocp.args.StandardRestore(abstract))
+        return treedef.unflatten([stored.get(str(i), leaf) for i, leaf in enumerate(leaves)])
 
     def close(self) -> None:
         self.manager.close()
+
+
+def _stored_leaves(state) -> dict:
+    """The leaves worth storing, by flat index. orbax refuses zero-size arrays (Brax states hold
+    some); they carry no data, so restore takes them from the freshly initialised state."""
+    return {str(i): x for i, x in enumerate(jax.tree.leaves(state)) if x.size > 0}

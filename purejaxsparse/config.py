@@ -262,7 +262,7 @@ def plan_sweep(config: dict) -> Plan:
     hparams = stack_hparams(make_hparams(agent.HParams, {k: r[k] for k in specs}) for r in runs)
     keys = jax.vmap(jax.random.PRNGKey)(np.asarray([r["seed"] for r in runs], np.uint32))
     chunk = _chunk_evals(config, agent.num_evals)
-    resolved = _resolved(config, agent, axes, base, method_defaults, chunk)
+    resolved = _resolved(config, agent, axes, base, chunk)
     return Plan(resolved, agent, runs, hparams, keys, chunk, dropped)
 
 
@@ -277,6 +277,16 @@ def _config_method_defaults(config, method) -> dict:
     return dict((config.get("method_defaults") or {}).get(method, {}) or {})
 
 
+def _resolved_method_defaults(config, agent, base) -> dict:
+    out = {}
+    for method in sorted(set(agent.method_defaults) | set(_mapping(config, "method_defaults"))):
+        values = {k: v for k, v in agent.method_defaults.get(method, {}).items() if k not in base}
+        values.update(_config_method_defaults(config, method))
+        if values:
+            out[method] = values
+    return out
+
+
 def _chunk_evals(config, num_evals: int) -> int:
     """Evaluations per compiled chunk: the given value, or about 1/20 of the run (a divisor)."""
     value = config.get("chunk_evals")
@@ -289,9 +299,14 @@ def _chunk_evals(config, num_evals: int) -> int:
     return value
 
 
-def _resolved(config, agent, axes, base, method_defaults, chunk) -> dict:
+def _resolved(config, agent, axes, base, chunk) -> dict:
     """The config with every default spelled out (what config.yaml records; resolving it again
-    gives the same plan)."""
+    gives the same plan).
+
+    `hparams` lists every field; `method_defaults` holds the config's own per-method values plus
+    the agent's per-method defaults the config's `hparams` did not override (they rank below
+    `hparams` when planning, so a copy that outranked the spelled-out `hparams` would change runs).
+    """
     specs = field_specs(agent.HParams)
     hparams = {n: s.default for n, s in specs.items()}
     hparams.update(base)
@@ -306,7 +321,7 @@ def _resolved(config, agent, axes, base, method_defaults, chunk) -> dict:
         "agent_config": {k: (list(v) if isinstance(v, tuple) else v)
                          for k, v in dataclasses.asdict(agent.static).items()},
         "hparams": hparams,
-        "method_defaults": {m: dict(v) for m, v in method_defaults.items()},
+        "method_defaults": _resolved_method_defaults(config, agent, base),
         "sweep": {k: v for k, v in axes.items()},
     }
     return {k: v for k, v in out.items() if v is not None}

@@ -103,3 +103,21 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
     res = subprocess.run(cmd + ["resume", str(out), "--no-progress"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert (out / "results.csv").read_text() == (ref / "results.csv").read_text()
+
+
+def test_resolved_config_keeps_hparams_above_agent_method_defaults():
+    """The agent's prune default (start 20k) ranks below the config's hparams; the saved config
+    must keep it that way, or a resumed sweep would change its runs."""
+    config = tiny_sweep_config(hparams={"update_interval": 50, "end": 900, "sparsity": 0.8, "start": 100},
+                               method_defaults={})
+    plan = plan_sweep(config)
+    assert {r["start"] for r in plan.runs if r["method"] == "prune"} == {100}
+    again = plan_sweep(yaml.safe_load(yaml.safe_dump(plan.config, sort_keys=False)))
+    assert again.runs == plan.runs
+    # without a global start, the agent's per-method default applies and is recorded
+    config["hparams"].pop("start")
+    config["hparams"]["end"] = 30_000
+    plan = plan_sweep(config)
+    assert {r["start"] for r in plan.runs if r["method"] == "prune"} == {20_000}
+    assert plan.config["method_defaults"]["prune"]["start"] == 20_000
+    assert plan_sweep(yaml.safe_load(yaml.safe_dump(plan.config, sort_keys=False))).runs == plan.runs
