@@ -2,7 +2,9 @@
 
 from .base import METRICS, Agent
 from .dqn import DQN
+from .ppo import PPO
+from .sac import SAC
 
-AGENTS: dict[str, type[Agent]] = {"dqn": DQN}
+AGENTS: dict[str, type[Agent]] = {"dqn": DQN, "ppo": PPO, "sac": SAC}
 
 __all__ = ["AGENTS", "Agent", "DQN", "METRICS"]

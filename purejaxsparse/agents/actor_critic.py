@@ -1,0 +1,177 @@
+"""What the actor-critic agents (PPO, SAC) share.
+
+- `ActorCriticFields`: the sparse hyperparameters plus per-network targets: `actor_sparsity`,
+  `critic_sparsity` (unset: use `sparsity`) and `actor_param_fraction`, a fixed-budget split
+  (Graesser et al. 2022, Fig 3): the active kernel budget (1 - sparsity) * (N_actor + N_critic)
+  is shared so the actor gets that fraction; each network's sparsity follows. All traced.
+- `network_sparsities`: the per-network sparsity of one run from those fields.
+- `group_metrics`: actual sparsity, active count and dormant fraction of a group of networks
+  (the actor, the critics, all of them), so results.csv keeps its base columns and gains
+  per-network ones.
+- tanh-squashed Gaussian (SAC), diagonal Gaussian (PPO), action scaling to a Box, running
+  mean/variance statistics (observation and reward normalisation).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from .. import sparse as sp
+from ..hparams import SparseFields, hfield
+from .common import SparseNetwork
+
+MAX_NETWORK_SPARSITY = 0.999
+
+NETWORK_METRICS = ("actual_sparsity_actor", "actual_sparsity_critic", "active_params_actor",
+                   "active_params_critic", "dormant_frac_actor", "dormant_frac_critic")
+"""Per-network extra results columns of every actor-critic agent."""
+
+
+@struct.dataclass
+class ActorCriticFields(SparseFields):
+    """SparseFields plus the per-network sparsity targets (traced, unset = -1)."""
+
+    actor_sparsity: jax.Array = hfield(
+        "float", None, "actor's target sparsity (null: sparsity)", low=0.0, high=1.0, high_open=True,
+        optional=True)
+    critic_sparsity: jax.Array = hfield(
+        "float", None, "critic(s)' target sparsity (null: sparsity)", low=0.0, high=1.0, high_open=True,
+        optional=True)
+    actor_param_fraction: jax.Array = hfield(
+        "float", None, "fixed budget (1 - sparsity) of all kernels, this fraction to the actor "
+        "(null: off); overrides actor/critic_sparsity", low=0.0, high=1.0, optional=True)
+
+
+def network_sparsities(hp: ActorCriticFields, n_actor: int, n_critic: int):
+    """(actor sparsity, critic sparsity) of one run, traced.
+
+    n_actor, n_critic: kernel weights of the actor and of all critics together. With
+    actor_param_fraction f set, the budget B = (1 - sparsity) * (n_actor + n_critic) is split
+    f * B to the actor and (1 - f) * B to the critics, each network's sparsity clipped to
+    [0, 0.999] (a share above a network's size is lost, not moved to the other one).
+    """
+    s = jnp.asarray(hp.sparsity, jnp.float32)
+    s_actor = jnp.where(hp.actor_sparsity >= 0, hp.actor_sparsity, s)
+    s_critic = jnp.where(hp.critic_sparsity >= 0, hp.critic_sparsity, s)
+    f = jnp.asarray(hp.actor_param_fraction, jnp.float32)
+    budget = (1.0 - s) * float(n_actor + n_critic)
+    split_actor = jnp.clip(1.0 - f * budget / n_actor, 0.0, MAX_NETWORK_SPARSITY)
+    split_critic = jnp.clip(1.0 - (1.0 - f) * budget / n_critic, 0.0, MAX_NETWORK_SPARSITY)
+    use_split = f >= 0
+    return (jnp.where(use_split, split_actor, s_actor).astype(jnp.float32),
+            jnp.where(use_split, split_critic, s_critic).astype(jnp.float32))
+
+
+# -- metrics ---------------------------------------------------------------------------------
+
+def group_metrics(members: Sequence[tuple], tau) -> dict:
+    """actual_sparsity, active_params, dormant_frac of several networks together.
+
+    members: (net, params, masks, sparse_hp, states) per network. Sparsity over all their
+    kernels, active count summed, dormant fraction over all their hidden units.
+    """
+    zeros, size, active = jnp.float32(0.0), 0, jnp.int32(0)
+    acts, units = [], []
+    for net, params, masks, hp, states in members:
+        kernels = net.spec.kernel_leaves(masks)
+        zeros = zeros + sum(jnp.float32(k.size) - jnp.sum(k, dtype=jnp.float32) for k in kernels)
+        size += net.spec.num_kernel_params
+        active = active + sp.active_params(masks)
+        acts += list(net.activations(params, states))
+        units += list(sp.hidden_unit_masks(net.spec, hp))
+    return {"actual_sparsity": zeros / size, "active_params": active,
+            "dormant_frac": sp.dormant_fraction(acts, tau, units)}
+
+
+def actor_critic_metrics(actor: Sequence[tuple], critics: Sequence[tuple], tau) -> dict:
+    """Base metrics over every network plus the per-network columns of NETWORK_METRICS."""
+    out = {}
+    for suffix, members in (("", list(actor) + list(critics)), ("_actor", actor), ("_critic", critics)):
+        for k, v in group_metrics(members, tau).items():
+            out[k + suffix] = v
+    return out
+
+
+# -- actions ---------------------------------------------------------------------------------
+
+def action_scale(box) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """(center, half range) of a Box: env action = center + half * a for a in [-1, 1]."""
+    low, high = jnp.asarray(box.low, jnp.float32), jnp.asarray(box.high, jnp.float32)
+    return (high + low) / 2.0, (high - low) / 2.0
+
+
+def to_env_action(a, box):
+    center, half = action_scale(box)
+    return center + half * a
+
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+def squash_log_std(raw):
+    """Network output -> log std in [LOG_STD_MIN, LOG_STD_MAX] (smoothly, via tanh)."""
+    return LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(raw) + 1.0)
+
+
+def gaussian_log_prob(x, mean, log_std):
+    """Log density of a diagonal Gaussian, summed over the last axis."""
+    z = (x - mean) * jnp.exp(-log_std)
+    return jnp.sum(-0.5 * z * z - log_std - 0.5 * math.log(2 * math.pi), axis=-1)
+
+
+def gaussian_entropy(log_std):
+    return jnp.sum(log_std + 0.5 * math.log(2 * math.pi * math.e), axis=-1)
+
+
+def tanh_gaussian_sample(key, mean, log_std, half_range=None):
+    """Reparameterised sample a = tanh(u), u ~ N(mean, std): (a in (-1, 1), log pi(a)).
+
+    With `half_range` the density is that of the env action center + half * a (the constant
+    -sum log half is included, which matters for entropy tuning against -|A|).
+    """
+    u = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+    a = jnp.tanh(u)
+    # log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), stable for large |u|
+    log_det = jnp.sum(2.0 * (math.log(2.0) - u - jax.nn.softplus(-2.0 * u)), axis=-1)
+    log_prob = gaussian_log_prob(u, mean, log_std) - log_det
+    if half_range is not None:
+        log_prob = log_prob - jnp.sum(jnp.log(half_range))
+    return a, log_prob
+
+
+# -- running statistics (normalisation) --------------------------------------------------------
+
+@struct.dataclass
+class RunningStats:
+    """Running mean and variance (parallel Welford), e.g. of observations."""
+
+    mean: jax.Array
+    var: jax.Array
+    count: jax.Array
+
+    @classmethod
+    def create(cls, shape=()):
+        return cls(jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32), jnp.float32(1e-4))
+
+    def update(self, batch) -> "RunningStats":
+        """Merge a batch [N, *shape]."""
+        batch = batch.reshape(-1, *self.mean.shape).astype(jnp.float32)
+        n = jnp.float32(batch.shape[0])
+        b_mean, b_var = batch.mean(0), batch.var(0)
+        delta = b_mean - self.mean
+        total = self.count + n
+        mean = self.mean + delta * n / total
+        m2 = self.var * self.count + b_var * n + delta * delta * self.count * n / total
+        return RunningStats(mean, m2 / total, total)
+
+    def normalize(self, x, clip: float = 10.0):
+        return jnp.clip((x - self.mean) / jnp.sqrt(self.var + 1e-8), -clip, clip)
+
+
+def count_kernels(nets: Sequence[SparseNetwork]) -> int:
+    return sum(n.spec.num_kernel_params for n in nets)
