@@ -96,7 +96,9 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
     num_runs, n_dev = plan.num_runs, jax.device_count()
     sharding = _runs_sharding()
     keys, hparams = jax.device_put(_pad_runs((plan.keys, plan.hparams), num_runs, n_dev), sharding)
-    states = jax.jit(jax.vmap(agent.init))(keys, hparams)
+    # init's outputs that are the same for every run (e.g. Adam's step count) come out replicated;
+    # place every leaf on the runs axis so the chunk compiles for, and keeps, one sharding
+    states = jax.device_put(jax.jit(jax.vmap(agent.init))(keys, hparams), sharding)
     checkpoints = SweepCheckpoints(out_dir / "checkpoints")
     steps_per_chunk = plan.chunk_evals * agent.eval_every
     done = 0
@@ -130,6 +132,9 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
         for c in range(done, plan.num_chunks):
             t0 = jnp.int32(c * plan.chunk_evals * agent.iterations_per_eval)
             states, metrics = compiled(states, hparams, t0)
+            if jax.process_count() > 1:  # multi-host: every process fetches all runs' metrics
+                from jax.experimental import multihost_utils
+                metrics = multihost_utils.process_allgather(metrics, tiled=True)
             metrics = {k: np.asarray(v)[:num_runs] for k, v in jax.device_get(metrics).items()}
             append_rows(out_dir / "results.csv",
                         result_rows(plan.runs, env_name(plan.config), agent.name, metrics, agent.metric_names))
@@ -176,7 +181,7 @@ def summary_table(out_dir) -> str:
     keys = ["method", "sparsity"] + swept
     last = results.sort_values("step").groupby("run").tail(1).set_index("run")
     scores["actual_sparsity"] = scores["run"].map(last["actual_sparsity"])
-    table = scores.groupby(keys, sort=False).agg(
+    table = scores.groupby(keys, sort=False, dropna=False).agg(
         runs=("run", "size"), final_score=("final_score", "mean"), std=("final_score", "std"),
         actual_sparsity=("actual_sparsity", "mean")).reset_index()
     return table.to_string(index=False, float_format=lambda v: f"{v:.3f}")
