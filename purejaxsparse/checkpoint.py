@@ -22,7 +22,8 @@ class SweepCheckpoints:
     def __init__(self, directory: Path):
         options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
                                                enable_async_checkpointing=False)
-        self.manager = ocp.CheckpointManager(Path(directory).absolute(), options=options)
+        self.manager = ocp.CheckpointManager(Path(directory).absolute(), options=options,
+                                             item_handlers=ocp.StandardCheckpointHandler())
 
     def latest(self) -> int | None:
         return self.manager.latest_step()
@@ -30,6 +31,12 @@ class SweepCheckpoints:
     def save(self, chunks_done: int, state) -> None:
         self.manager.save(chunks_done, args=ocp.args.StandardSave(_stored_leaves(state)))
         self.manager.wait_until_finished()
+
+    def saved_runs(self, chunks_done: int) -> int:
+        """Leading (runs) dimension of the checkpoint: the run count padded for its device count."""
+        meta = self.manager.item_metadata(chunks_done)
+        tree = getattr(meta, "tree", meta)
+        return int(tree["0"].shape[0])
 
     def restore(self, chunks_done: int, like):
         """State saved after `chunks_done` chunks, shaped and placed like `like` (arrays)."""

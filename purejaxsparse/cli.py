@@ -50,9 +50,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="config file (default: configs/quickstart.yaml), then overrides")
     run.add_argument("--out", type=Path, help="output directory (new or empty; default runs/NAME-TIME)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--distributed", action="store_true",
+                     help="multi-host: call jax.distributed.initialize() first (every host runs the same command)")
     res = sub.add_parser("resume", help="continue an interrupted sweep")
     res.add_argument("dir", type=Path)
     res.add_argument("--no-progress", action="store_true")
+    res.add_argument("--distributed", action="store_true", help="multi-host, as for run")
     rep = sub.add_parser("report", help="statistics and plots of a sweep directory (DIR/report/)")
     rep.add_argument("dir", type=Path)
     rep.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
@@ -74,15 +77,19 @@ def _quiet_libraries() -> None:
 
 def _cmd_run(args) -> int:
     from .config import apply_overrides, load_config, plan_sweep
-    from .sweep import check_out_dir, run_sweep
+    from .hparams import ConfigError
+    from .sweep import check_out_dir
 
     config_path, overrides = _split_run_args(args.args)
     config_path = config_path or _default_config()
     config = apply_overrides(load_config(config_path), overrides)
     config.setdefault("name", config_path.stem)
     plan = plan_sweep(config)
+    if args.distributed and not args.out:
+        raise ConfigError("--out: required with --distributed (every host must write to the same shared directory)")
     out = args.out or Path("runs") / f"{config['name']}-{time.strftime('%Y%m%d-%H%M%S')}"
-    check_out_dir(out)
+    if _is_primary():
+        check_out_dir(out)
     if plan.duplicates:
         print(f"note: {plan.duplicates} combinations were the same run (settings that do not apply to "
               f"their method, e.g. sparsity for dense) and run once")
@@ -99,6 +106,11 @@ def _cmd_resume(args) -> int:
     return _train(plan, args.dir, resume=True, progress=not args.no_progress)
 
 
+def _is_primary() -> bool:
+    import jax
+    return jax.process_index() == 0
+
+
 def _train(plan, out: Path, resume: bool, progress: bool) -> int:
     from .sweep import run_sweep, summary_table
 
@@ -108,6 +120,8 @@ def _train(plan, out: Path, resume: bool, progress: bool) -> int:
         print(f"\ninterrupted; every finished chunk is saved. Continue with: purejaxsparse resume {out}",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    if not _is_primary():
+        return 0
     if stats.chunks_run:
         print(f"trained {stats.env_steps:,} env steps in {stats.run_seconds:.1f} s "
               f"({stats.steps_per_second:,.0f} steps/s, + {stats.compile_seconds:.1f} s compile)")
@@ -155,6 +169,9 @@ def main(argv=None) -> int:
     _quiet_libraries()
     from .hparams import ConfigError
 
+    if getattr(args, "distributed", False):
+        import jax
+        jax.distributed.initialize()  # before anything else touches JAX's backends
     try:
         return COMMANDS[args.command](args)
     except ConfigError as e:

@@ -90,9 +90,14 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
     """Train every run of `plan`, writing into `out_dir` (new, or an existing sweep to resume).
 
     max_chunks: stop after this many chunks in this call (the sweep stays resumable).
+    With several processes (jax.distributed), every process calls this with the same plan and
+    a shared out_dir; process 0 alone writes the csv/yaml files, logs and shows progress.
     """
     out_dir = Path(out_dir)
     agent = plan.agent
+    primary = jax.process_index() == 0
+    log = log if primary else (lambda *_: None)
+    progress = progress and primary
     num_runs, n_dev = plan.num_runs, jax.device_count()
     sharding = _runs_sharding()
     keys, hparams = jax.device_put(_pad_runs((plan.keys, plan.hparams), num_runs, n_dev), sharding)
@@ -105,10 +110,17 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
     if resume:
         latest = checkpoints.latest()
         if latest is not None:
+            padded = jax.tree.leaves(states)[0].shape[0]
+            if checkpoints.saved_runs(latest) != padded:
+                checkpoints.close()
+                raise ConfigError(f"resume: the checkpoint holds {checkpoints.saved_runs(latest)} runs "
+                                  f"(padded for its device count) but {n_dev} device(s) pad to {padded}; "
+                                  f"resume on the device count the sweep started with")
             states = checkpoints.restore(latest, states)
             done = latest
-        truncate_results(out_dir / "results.csv", done * steps_per_chunk)
-    else:
+        if primary:
+            truncate_results(out_dir / "results.csv", done * steps_per_chunk)
+    elif primary:
         write_sweep_files(plan, out_dir)
 
     if done >= plan.num_chunks:
@@ -136,8 +148,9 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
                 from jax.experimental import multihost_utils
                 metrics = multihost_utils.process_allgather(metrics, tiled=True)
             metrics = {k: np.asarray(v)[:num_runs] for k, v in jax.device_get(metrics).items()}
-            append_rows(out_dir / "results.csv",
-                        result_rows(plan.runs, env_name(plan.config), agent.name, metrics, agent.metric_names))
+            if primary:
+                append_rows(out_dir / "results.csv",
+                            result_rows(plan.runs, env_name(plan.config), agent.name, metrics, agent.metric_names))
             checkpoints.save(c + 1, states)
             chunks_run += 1
             if bar is not None:
