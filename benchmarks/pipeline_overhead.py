@@ -118,11 +118,12 @@ def measure(hidden, args):
         # (the current params as the target: a target that never changes inside the scan would
         # let XLA hoist its forward pass out of the loop)
         "+ target network (TD loss)": lambda s, t: adam_step(s, td, s.params, fixed),
-        "+ replay sample (key split, 2 randint, gathers)":
+        "+ replay sample (key split, one draw of index bits, gathers)":
             lambda s, t: (lambda s, b: adam_step(s, td, s.target_params, b))(*sampled(s, t)),
         "train only (+ masks, mask-update check, L2, target copy)":
-            lambda s, t: (lambda key, k: agent._train(s.replace(key=key), hp, t, t - agent.first_train_iter + 1, k))(
-                *jax.random.split(s.key)),
+            lambda s, t: (lambda key, k_sample, k_mask: agent._train(
+                s.replace(key=key), hp, t, t - agent.first_train_iter + 1, k_sample, k_mask))(
+                *jax.random.split(s.key, 3)),
         "training step (+ act, env step, replay write)": lambda s, t: agent.iteration(s, hp, t),
     }
     scans = {name: Scan(lambda c, f=f: (f(c[0], c[1]), c[1] + 1), (state, jnp.int32(t_start)), n)

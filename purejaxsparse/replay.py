@@ -27,9 +27,13 @@ def add(buffer: dict, row, transition: dict) -> dict:
 
 
 def sample(key: jax.Array, buffer: dict, rows_filled, batch_size: int) -> dict:
-    """B transitions drawn uniformly from the first `rows_filled` rows (all envs)."""
+    """B transitions drawn uniformly from the first `rows_filled` rows (all envs).
+
+    One draw of random bits over the flat (row, env) index space: on CPU each PRNG call is a
+    loop of its own, and a training step makes many. The modulo bias is below n / 2^32.
+    """
     capacity, num_envs = jax.tree.leaves(buffer)[0].shape[:2]
-    k_row, k_env = jax.random.split(key)
-    rows = jax.random.randint(k_row, (batch_size,), 0, jnp.clip(rows_filled, 1, capacity))
-    envs = jax.random.randint(k_env, (batch_size,), 0, num_envs)
+    n = jnp.clip(rows_filled, 1, capacity).astype(jnp.uint32) * num_envs
+    flat = (jax.random.bits(key, (batch_size,), jnp.uint32) % n).astype(jnp.int32)
+    rows, envs = flat // num_envs, flat % num_envs
     return jax.tree.map(lambda store: store[rows, envs], buffer)

@@ -116,14 +116,15 @@ class DQN(Agent):
                         buffer=replay.init_buffer(self.capacity, example), key=key)
 
     def _act(self, key, params, obs, epsilon):
+        """Epsilon-greedy from one draw of random bits (the coin and the random action)."""
         q = self.q.apply(params, obs)
-        k_explore, k_random = jax.random.split(key)
-        random = jax.random.randint(k_random, q.shape[:1], 0, q.shape[-1])
-        explore = jax.random.uniform(k_explore, q.shape[:1]) < epsilon
+        bits = jax.random.bits(key, (q.shape[0], 2), jnp.uint32)
+        explore = (bits[:, 0] >> 8).astype(jnp.float32) * 2.0 ** -24 < epsilon
+        random = (bits[:, 1] % q.shape[-1]).astype(jnp.int32)
         return jnp.where(explore, random, jnp.argmax(q, axis=-1))
 
     def iteration(self, state: DQNState, hp, t):
-        key, k_act, k_env, k_train = jax.random.split(state.key, 4)
+        key, k_act, k_env, k_sample, k_mask = jax.random.split(state.key, 5)
         warm = t * self.env.num_envs < self.static.learning_starts
         action = self._act(k_act, state.params, state.obs, jnp.where(warm, 1.0, hp.epsilon))
         env_state, obs, reward, terminated, _, info = self.env.step(k_env, state.env_state, action)
@@ -134,7 +135,7 @@ class DQN(Agent):
         since = t - self.first_train_iter
         train_now = (since >= 0) & (since % self.static.train_every == 0)
         grad_step = since // self.static.train_every + 1
-        return jax.lax.cond(train_now, lambda s: self._train(s, hp, t, grad_step, k_train),
+        return jax.lax.cond(train_now, lambda s: self._train(s, hp, t, grad_step, k_sample, k_mask),
                             lambda s: s, state)
 
     def _td_loss(self, params, target_params, batch, hp):
@@ -145,8 +146,7 @@ class DQN(Agent):
         td = q_taken - jax.lax.stop_gradient(target)
         return jnp.where(hp.huber, optax.huber_loss(td, delta=1.0), jnp.square(td))
 
-    def _train(self, state: DQNState, hp, t, grad_step, key):
-        k_sample, k_mask = jax.random.split(key)
+    def _train(self, state: DQNState, hp, t, grad_step, k_sample, k_mask):
         batch = replay.sample(k_sample, state.buffer, t + 1, self.static.batch_size)
 
         def loss(params):
