@@ -23,7 +23,6 @@ from flax import struct
 
 from .. import sparse as sp
 from ..hparams import SparseFields, hfield
-from .common import SparseNetwork
 
 MAX_NETWORK_SPARSITY = 0.999
 
@@ -172,6 +171,3 @@ class RunningStats:
     def normalize(self, x, clip: float = 10.0):
         return jnp.clip((x - self.mean) / jnp.sqrt(self.var + 1e-8), -clip, clip)
 
-
-def count_kernels(nets: Sequence[SparseNetwork]) -> int:
-    return sum(n.spec.num_kernel_params for n in nets)

@@ -119,8 +119,8 @@ class Agent:
     def evaluation_returns(self, state, hp, key, episodes: int | None = None, obs_noise_std=0.0):
         """Returns [episodes] of the evaluation policy on fresh eval envs (first episode each),
         with N(0, obs_noise_std) noise on the observations the policy sees (robustness)."""
-        env = self.eval_env if episodes in (None, self.eval_episodes) else self.eval_env.with_num_envs(episodes)
-        return envs.evaluate(env, self.eval_policy(state, hp), key, env.num_envs, obs_noise_std)
+        return envs.evaluate(self.eval_env, self.eval_policy(state, hp), key,  # batches its own envs
+                             episodes or self.eval_episodes, obs_noise_std)
 
     @property
     def num_evals(self) -> int:
