@@ -21,7 +21,7 @@ import envs
 from .. import replay
 from .. import sparse as sp
 from ..hparams import SparseFields, hfield
-from ..nets import MLP, ImpalaResNet, NatureCNN
+from ..nets import MLP, ImpalaResNet, MinAtarCNN, NatureCNN
 from .base import Agent
 from .common import (SparseNetwork, final_active_params, gradient_snr, l2_penalty, masked_update,
                      network_metrics)
@@ -31,7 +31,7 @@ from .common import (SparseNetwork, final_active_params, gradient_snr, l2_penalt
 class DQNStatic:
     """Static DQN settings (they set shapes and loop lengths, so one value per sweep)."""
 
-    network: str = dataclasses.field(default="mlp", metadata={"choices": ("mlp", "nature_cnn", "impala")})
+    network: str = dataclasses.field(default="mlp", metadata={"choices": ("mlp", "nature_cnn", "impala", "minatar")})
     hidden: tuple[int, ...] = (512, 512)
     num_envs: int = dataclasses.field(default=1, metadata={"min": 1})
     batch_size: int = dataclasses.field(default=128, metadata={"min": 1})
@@ -91,6 +91,8 @@ class DQN(Agent):
                 f"layer_{len(static.hidden)}/": sp.GLOROT_UNIFORM, "": sp.HE_TRUNCATED_NORMAL}
         elif static.network == "nature_cnn":
             module, inits = NatureCNN(out_dim=n_actions), sp.GLOROT_UNIFORM
+        elif static.network == "minatar":
+            module, inits = MinAtarCNN(out_dim=n_actions), sp.GLOROT_UNIFORM
         else:
             module, inits = ImpalaResNet(out_dim=n_actions), sp.GLOROT_UNIFORM
         self.q = SparseNetwork.build(module, env.obs_shape, inits=inits)

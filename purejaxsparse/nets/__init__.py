@@ -4,7 +4,7 @@ Every network's `__call__(x, return_activations=False)` returns the output, or
 (output, hidden post-activations) for dormant-neuron measurement.
 """
 
-from .cnn import ImpalaResNet, NatureCNN
+from .cnn import ImpalaResNet, MinAtarCNN, NatureCNN
 from .mlp import MLP
 
-__all__ = ["MLP", "NatureCNN", "ImpalaResNet"]
+__all__ = ["MLP", "NatureCNN", "ImpalaResNet", "MinAtarCNN"]
