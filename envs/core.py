@@ -95,6 +95,7 @@ class Env:
     action_space: Discrete | Box
     max_episode_steps: int
     pixel_obs: bool = False
+    checkpointable: bool = True   # the env state is a JAX pytree (False: it lives in a host pool)
     overrides: dict
 
     # ---- backend hooks (one env, unbatched) ----

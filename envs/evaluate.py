@@ -23,7 +23,8 @@ def evaluate(
     Steps until every env has finished its first episode (at most `env.max_episode_steps` steps,
     where the time limit ends it); rewards after an env's first end are ignored.
     `policy_fn(key, obs[B, *obs_shape]) -> action[B, ...]` sees the observation plus
-    N(0, obs_noise_std) noise (on the raw 0..255 scale for pixel envs); the env state is never
+    N(0, obs_noise_std) noise (uint8 pixels: on the raw 0..255 values, rounded and clipped back
+    to uint8, so the network sees pixels as it always does); the env state is never
     noised. Pure: works under jit and vmap, with `obs_noise_std` possibly traced.
     """
     num_episodes = int(num_episodes)
@@ -43,7 +44,11 @@ def evaluate(
         key, k_noise, k_pol, k_step = jax.random.split(key, 4)
         seen = obs
         if not static_zero_noise:
-            seen = obs + obs_noise_std * jax.random.normal(k_noise, obs.shape, obs.dtype)
+            noise = obs_noise_std * jax.random.normal(k_noise, obs.shape, jnp.float32)
+            if obs.dtype == jnp.uint8:  # raw pixels stay pixels: round and clip to 0..255
+                seen = jnp.clip(jnp.round(obs.astype(jnp.float32) + noise), 0, 255).astype(jnp.uint8)
+            else:
+                seen = obs + noise.astype(obs.dtype)
         action = policy_fn(k_pol, seen)
         state, obs, reward, terminated, truncated, _ = eval_env.step(k_step, state, action)
         ret = ret + jnp.where(done, 0.0, reward)

@@ -97,13 +97,13 @@ def _env_spec(value) -> tuple[str, dict]:
         kwargs = {k: v for k, v in value.items() if k != "name"}
         return value["name"], kwargs
     raise ConfigError(f"env: got {value!r}; allowed: an env name or a mapping with 'name' "
-                      f"(one of {', '.join(envs.registered())})")
+                      f"({envs.describe_registered()})")
 
 
 def make_env(value, num_envs: int):
     name, kwargs = _env_spec(value)
-    if name not in envs.registered():
-        raise ConfigError(f"env: unknown env {name!r}; allowed: {', '.join(envs.registered())}")
+    if not envs.is_registered(name):
+        raise ConfigError(f"env: unknown env {name!r}; allowed: {envs.describe_registered()}")
     try:
         return envs.make(name, num_envs=num_envs, **kwargs)
     except (TypeError, ValueError) as e:
