@@ -21,6 +21,7 @@ import numpy as np
 import yaml
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from . import memory
 from .checkpoint import SweepCheckpoints
 from .config import Plan
 from .hparams import ConfigError, field_specs
@@ -48,8 +49,16 @@ def env_name(config: dict) -> str:
     return env if isinstance(env, str) else env["name"]
 
 
-def _runs_sharding() -> NamedSharding:
-    mesh = Mesh(np.array(jax.devices()), ("runs",))
+def sweep_devices(agent) -> list:
+    """The devices a sweep's runs are spread over: all of them, except for an env whose runs are
+    folded into one host pool (EnvPool), which one device drives."""
+    if getattr(agent.env, "checkpointable", True):
+        return jax.devices()
+    return jax.local_devices()[:1]
+
+
+def _runs_sharding(devices) -> NamedSharding:
+    mesh = Mesh(np.array(devices), ("runs",))
     return NamedSharding(mesh, PartitionSpec("runs"))
 
 
@@ -85,57 +94,95 @@ def write_sweep_files(plan: Plan, out_dir: Path) -> None:
     write_csv(out_dir / "results.csv", result_header(agent.metric_names), [])
 
 
+def describe(plan: Plan, done: int = 0) -> str:
+    """One line: runs, steps, agent, env, devices and chunks of a sweep."""
+    agent = plan.agent
+    devices = sweep_devices(agent)
+    steps_per_chunk = plan.chunk_evals * agent.eval_every
+    runs = f"{plan.num_runs} run" + ("" if plan.num_runs == 1 else "s")
+    return (f"{runs} x {agent.total_steps:,} env steps of {agent.name} on {env_name(plan.config)}"
+            f" as one program on {len(devices)} {devices[0].platform.upper()} device(s); "
+            f"{plan.num_chunks} chunks of {steps_per_chunk:,} steps" + (f", resuming after chunk {done}" if done else ""))
+
+
 def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = True,
-              max_chunks: int | None = None, log=print) -> SweepStats:
+              max_chunks: int | None = None, log=print, device_memory=None) -> SweepStats:
     """Train every run of `plan`, writing into `out_dir` (new, or an existing sweep to resume).
 
     max_chunks: stop after this many chunks in this call (the sweep stays resumable).
     With several processes (jax.distributed), every process calls this with the same plan and
     a shared out_dir; process 0 alone writes the csv/yaml files, logs and shows progress.
+
+    Before anything is allocated or written, the state's memory is estimated (memory.py) and a
+    sweep that cannot fit is refused with a one-line ConfigError; the chunk is then compiled
+    from the state's shapes and refused likewise if its temporaries do not fit, and only then
+    is the state allocated (initialised, or restored without initialising when resuming) and
+    a new sweep's files written. device_memory: bytes (or "80GB") that override the memory
+    JAX reports per device (memory.available_memory).
     """
     out_dir = Path(out_dir)
     agent = plan.agent
     primary = jax.process_index() == 0
     log = log if primary else (lambda *_: None)
     progress = progress and primary
-    num_runs, n_dev = plan.num_runs, jax.device_count()
-    sharding = _runs_sharding()
+    devices = sweep_devices(agent)
+    num_runs, n_dev = plan.num_runs, len(devices)
+    estimate = memory.estimate(plan, device_memory, num_devices=n_dev)
+    memory.check(estimate)
+    sharding = _runs_sharding(devices)
     keys, hparams = jax.device_put(_pad_runs((plan.keys, plan.hparams), num_runs, n_dev), sharding)
-    # init's outputs that are the same for every run (e.g. Adam's step count) come out replicated;
-    # place every leaf on the runs axis so the chunk compiles for, and keeps, one sharding
-    states = jax.device_put(jax.jit(jax.vmap(agent.init))(keys, hparams), sharding)
-    checkpoints = SweepCheckpoints(out_dir / "checkpoints")
+    # every leaf on the runs axis (init's outputs that are the same for every run, e.g. Adam's
+    # step count, too), so the chunk compiles for, and keeps, one sharding
+    init = jax.jit(jax.vmap(agent.init), out_shardings=sharding)
+    shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+                          jax.eval_shape(init, keys, hparams))
     steps_per_chunk = plan.chunk_evals * agent.eval_every
-    done = 0
+    checkpoints, done = None, 0
     if resume:
-        latest = checkpoints.latest()
-        if latest is not None:
-            padded = jax.tree.leaves(states)[0].shape[0]
-            if checkpoints.saved_runs(latest) != padded:
-                checkpoints.close()
-                raise ConfigError(f"resume: the checkpoint holds {checkpoints.saved_runs(latest)} runs "
-                                  f"(padded for its device count) but {n_dev} device(s) pad to {padded}; "
-                                  f"resume on the device count the sweep started with")
-            states = checkpoints.restore(latest, states)
-            done = latest
-        if primary:
+        checkpoints = SweepCheckpoints(out_dir / "checkpoints")
+        done = checkpoints.latest() or 0
+        if done and checkpoints.saved_runs(done) != estimate.padded_runs:
+            checkpoints.close()
+            raise ConfigError(f"resume: the checkpoint holds {checkpoints.saved_runs(done)} runs "
+                              f"(padded for its device count) but {n_dev} device(s) pad to "
+                              f"{estimate.padded_runs}; resume on the device count the sweep started with")
+        if done >= plan.num_chunks:
+            checkpoints.close()
+            if primary:
+                truncate_results(out_dir / "results.csv", done * steps_per_chunk)
+            log(f"sweep in {out_dir} is already complete ({done}/{plan.num_chunks} chunks)")
+            return SweepStats(out_dir, 0, 0.0, 0.0, 0)
+
+    try:
+        log(describe(plan, done))
+        log(estimate.table())
+        t_compile = time.perf_counter()
+        chunk = _chunk_function(agent, plan.chunk_evals)
+        compiled = chunk.lower(shapes, hparams, jnp.int32(0)).compile()
+        compile_seconds = time.perf_counter() - t_compile
+        estimate = memory.with_compiled(estimate, compiled)
+        log(f"compiled in {compile_seconds:.1f} s" + estimate.temporaries_note())
+        memory.check(estimate)
+    except BaseException:
+        if checkpoints is not None:
+            checkpoints.close()
+        raise
+
+    if done:
+        # restore straight into the runs sharding: no initial state is allocated beside it
+        # (zero-size leaves are not stored; they come from these empty arrays)
+        like = jax.tree.map(lambda s: jax.device_put(jnp.zeros(s.shape, s.dtype), sharding) if s.size == 0 else s,
+                            shapes)
+        states = checkpoints.restore(done, like)
+    else:
+        states = init(keys, hparams)
+    if primary:
+        if resume:
             truncate_results(out_dir / "results.csv", done * steps_per_chunk)
-    elif primary:
-        write_sweep_files(plan, out_dir)
-
-    if done >= plan.num_chunks:
-        checkpoints.close()
-        log(f"sweep in {out_dir} is already complete ({done}/{plan.num_chunks} chunks)")
-        return SweepStats(out_dir, 0, 0.0, 0.0, 0)
-
-    log(f"{num_runs} runs x {agent.total_steps:,} env steps of {agent.name} on {env_name(plan.config)}"
-        f" as one program on {n_dev} {jax.devices()[0].platform.upper()} device(s); "
-        f"{plan.num_chunks} chunks of {steps_per_chunk:,} steps" + (f", resuming after chunk {done}" if done else ""))
-    t_compile = time.perf_counter()
-    chunk = _chunk_function(agent, plan.chunk_evals)
-    compiled = chunk.lower(states, hparams, jnp.int32(0)).compile()
-    compile_seconds = time.perf_counter() - t_compile
-    log(f"compiled in {compile_seconds:.1f} s")
+        else:
+            write_sweep_files(plan, out_dir)
+    if checkpoints is None:
+        checkpoints = SweepCheckpoints(out_dir / "checkpoints")
 
     bar = _progress(progress, total=num_runs * agent.total_steps, initial=done * num_runs * steps_per_chunk,
                     desc=f"{num_runs} runs, env steps")

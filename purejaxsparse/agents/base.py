@@ -111,6 +111,11 @@ class Agent:
         """Scalar metrics of METRICS (+ extra_metrics) after `t` iterations."""
         raise NotImplementedError
 
+    def resume_episodes(self, state, key: jax.Array):
+        """The state to continue from after a checkpoint restore. Envs whose state is outside
+        JAX (`env.checkpointable` False: EnvPool) restart their episodes here; others as saved."""
+        return state
+
     def final_active_params(self, hp) -> jax.Array:
         """Active parameter count the run ends with (all networks)."""
         raise NotImplementedError

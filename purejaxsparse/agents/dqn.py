@@ -1,7 +1,10 @@
 """DQN with a sparse Q-network (Graesser et al. 2022, classic-control settings by default).
 
-Replay in device memory, epsilon-greedy, hard target copies, squared TD loss (Huber as an
-option), Keras-style L2 weight decay on kernels only. The Q-network's params are kept masked
+Replay in device memory, epsilon-greedy (optionally decaying linearly after warm-up, as
+Dopamine), hard target copies, squared TD loss (Huber as an option), Keras-style L2 weight decay
+on kernels only, rewards optionally clipped to [-1, 1] for learning (Atari). On a frame-stacking
+pixel env (EnvPool Atari) the replay stores each frame once and rebuilds stacks when sampling
+(`replay.sample_frames`); EnvPool's reset steps are never learned from. The Q-network's params are kept masked
 (exact zeros), the loss is differentiated at the masked params (so RigL sees the dense
 gradient), gradients are masked before Adam and params after it, and masks change on the
 sparse schedule. A time-limit end bootstraps from the final observation; a termination does not.
@@ -56,6 +59,9 @@ class DQNHParams(SparseFields):
     target_update_every: jax.Array = hfield("int", 100, "optimizer steps between hard target copies", low=1)
     weight_decay: jax.Array = hfield("float", 1e-6, "L2 coefficient on kernels", low=0.0)
     huber: jax.Array = hfield("bool", False, "Huber instead of squared TD loss")
+    epsilon_decay_steps: jax.Array = hfield(
+        "int", 0, "env steps after warm-up over which epsilon falls linearly from 1 (0: at once)", low=0)
+    reward_clip: jax.Array = hfield("bool", False, "clip rewards to [-1, 1] for learning (Atari)")
 
 
 @struct.dataclass
@@ -68,6 +74,16 @@ class DQNState:
     obs: jax.Array
     buffer: dict
     key: jax.Array
+
+
+def exploration_epsilon(hp, env_steps, learning_starts: int):
+    """Dopamine's linearly decaying epsilon: 1 during warm-up, then down to `hp.epsilon` over
+    `hp.epsilon_decay_steps` env steps (at once when that is 0)."""
+    decay = jnp.maximum(hp.epsilon_decay_steps, 1).astype(jnp.float32)
+    left = (hp.epsilon_decay_steps + learning_starts - env_steps).astype(jnp.float32)
+    decayed = hp.epsilon + jnp.clip((1.0 - hp.epsilon) * left / decay, 0.0, 1.0 - hp.epsilon)
+    warm = env_steps < learning_starts
+    return jnp.where(hp.epsilon_decay_steps > 0, decayed, jnp.where(warm, 1.0, hp.epsilon))
 
 
 def _optimizer(hp) -> optax.GradientTransformation:
@@ -96,9 +112,15 @@ class DQN(Agent):
         else:
             module, inits = ImpalaResNet(out_dim=n_actions), sp.GLOROT_UNIFORM
         self.q = SparseNetwork.build(module, env.obs_shape, inits=inits)
+        self.frame_stack = int(getattr(env, "frame_stack", 0))  # > 1: store frames, rebuild stacks
         self.extra_metrics = ("grad_snr",) if static.grad_snr else ()
         self.capacity = max(1, static.buffer_size // env.num_envs)
         self.first_train_iter = max(0, -(-static.learning_starts // env.num_envs) - 1)
+        if self.frame_stack > 1 and (self.capacity < self.frame_stack + 2
+                                     or static.learning_starts < (self.frame_stack + 1) * env.num_envs):
+            raise ValueError(f"a {self.frame_stack}-frame replay needs buffer_size >= "
+                             f"{(self.frame_stack + 2) * env.num_envs} and learning_starts >= "
+                             f"{(self.frame_stack + 1) * env.num_envs} (whole stacks and a next frame)")
 
     def networks(self):
         return {"q": self.q}
@@ -109,13 +131,22 @@ class DQN(Agent):
         params, masks = self.q.init(k_net, hp.sparse())
         env_state, obs = self.env.reset(k_env)
         e = self.env.num_envs
-        example = {
-            "obs": obs, "next_obs": obs, "action": jnp.zeros(e, jnp.int32),
-            "reward": jnp.zeros(e, jnp.float32), "terminated": jnp.zeros(e, bool),
-        }
+        if self.frame_stack > 1:
+            buffer = replay.init_frames(self.capacity, e, obs.shape[1:-1], obs.dtype)
+        else:
+            buffer = replay.init_buffer(self.capacity, {
+                "obs": obs, "next_obs": obs, "action": jnp.zeros(e, jnp.int32),
+                "reward": jnp.zeros(e, jnp.float32), "terminated": jnp.zeros(e, bool)})
         return DQNState(params=params, target_params=params, opt_state=_optimizer(hp).init(params),
-                        masks=masks, env_state=env_state, obs=obs,
-                        buffer=replay.init_buffer(self.capacity, example), key=key)
+                        masks=masks, env_state=env_state, obs=obs, buffer=buffer, key=key)
+
+    def resume_episodes(self, state: DQNState, key) -> DQNState:
+        """After a restore: envs whose state lives outside JAX (EnvPool) restart their episodes.
+        The reset's step count 0 marks an episode start, so no replayed transition crosses it."""
+        if getattr(self.env, "checkpointable", True):
+            return state
+        env_state, obs = self.env.reset(key)
+        return state.replace(env_state=env_state, obs=obs)
 
     def _act(self, key, params, obs, epsilon):
         """Epsilon-greedy from one draw of random bits (the coin and the random action)."""
@@ -127,12 +158,18 @@ class DQN(Agent):
 
     def iteration(self, state: DQNState, hp, t):
         key, k_act, k_env, k_sample, k_mask = jax.random.split(state.key, 5)
-        warm = t * self.env.num_envs < self.static.learning_starts
-        action = self._act(k_act, state.params, state.obs, jnp.where(warm, 1.0, hp.epsilon))
+        epsilon = exploration_epsilon(hp, t * self.env.num_envs, self.static.learning_starts)
+        action = self._act(k_act, state.params, state.obs, epsilon)
         env_state, obs, reward, terminated, _, info = self.env.step(k_env, state.env_state, action)
-        buffer = replay.add(state.buffer, t, {
-            "obs": state.obs, "next_obs": info["final_obs"], "action": action,
-            "reward": reward, "terminated": terminated})
+        reward = jnp.where(hp.reward_clip, jnp.clip(reward, -1.0, 1.0), reward)
+        if self.frame_stack > 1:
+            buffer = replay.add(state.buffer, t, {
+                "frame": state.obs[..., -1], "action": action, "reward": reward, "terminated": terminated,
+                "valid": info.get("valid", jnp.ones_like(terminated)), "first": state.env_state.step == 0})
+        else:
+            buffer = replay.add(state.buffer, t, {
+                "obs": state.obs, "next_obs": info["final_obs"], "action": action,
+                "reward": reward, "terminated": terminated})
         state = state.replace(env_state=env_state, obs=obs, buffer=buffer, key=key)
         since = t - self.first_train_iter
         train_now = (since >= 0) & (since % self.static.train_every == 0)
@@ -148,11 +185,21 @@ class DQN(Agent):
         td = q_taken - jax.lax.stop_gradient(target)
         return jnp.where(hp.huber, optax.huber_loss(td, delta=1.0), jnp.square(td))
 
+    def _sample(self, key, buffer, rows_written, batch_size):
+        """A batch of transitions; frame replays rebuild stacks and weight out non-transitions."""
+        if self.frame_stack > 1:
+            return replay.sample_frames(key, buffer, rows_written, batch_size, self.frame_stack)
+        return replay.sample(key, buffer, rows_written, batch_size)
+
     def _train(self, state: DQNState, hp, t, grad_step, k_sample, k_mask):
-        batch = replay.sample(k_sample, state.buffer, t + 1, self.static.batch_size)
+        batch = self._sample(k_sample, state.buffer, t + 1, self.static.batch_size)
 
         def loss(params):
-            td = self._td_loss(params, state.target_params, batch, hp).mean()
+            td = self._td_loss(params, state.target_params, batch, hp)
+            if "weight" in batch:
+                td = jnp.sum(td * batch["weight"]) / jnp.maximum(jnp.sum(batch["weight"]), 1.0)
+            else:
+                td = td.mean()
             return td + l2_penalty(self.q.spec, params, hp.weight_decay)
 
         masked = sp.apply_masks(state.params, state.masks)  # grads at masked params: dense gradient
@@ -169,13 +216,14 @@ class DQN(Agent):
     def evaluate(self, state: DQNState, hp, key, t) -> dict:
         k_eval, k_states, k_snr = jax.random.split(key, 3)
         returns = self.evaluation_returns(state, hp, k_eval)
-        rows = jnp.minimum(t, self.capacity)
-        states = replay.sample(k_states, state.buffer, rows, self.static.dormant_batch)["obs"]
+        rows = t if self.frame_stack > 1 else jnp.minimum(t, self.capacity)
+        states = self._sample(k_states, state.buffer, rows, self.static.dormant_batch)["obs"]
         metrics = {"eval_return": returns.mean(),
                    **network_metrics(self.q, state.params, state.masks, hp.sparse(), states,
                                      self.static.dormant_tau)}
         if self.static.grad_snr:
-            batch = replay.sample(k_snr, state.buffer, rows, self.static.snr_batch)
+            batch = self._sample(k_snr, state.buffer, rows, self.static.snr_batch)
+            batch.pop("weight", None)
             one = lambda p, b: self._td_loss(p, state.target_params, jax.tree.map(lambda x: x[None], b), hp).mean()
             per_sample = jax.vmap(jax.grad(one), in_axes=(None, 0))(state.params, batch)
             metrics["grad_snr"] = gradient_snr(per_sample, state.masks)
