@@ -1,8 +1,9 @@
 """Command line: `purejaxsparse run|resume|report|robustness`.
 
 Bad input (unknown key/agent/env/method, values out of range, malformed YAML, missing file,
-wrong type, an existing non-empty --out) prints one line naming the field and what is
-allowed, exits with code 2, and leaves no output directory behind.
+wrong type, an existing non-empty --out, a sweep whose state does not fit the device's memory)
+prints one line naming the field and what is allowed, exits with code 2, and leaves no output
+directory behind. `run --dry-run` prints the plan and its memory estimate and writes nothing.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--distributed", action="store_true",
                      help="multi-host: call jax.distributed.initialize() first (every host runs the same command)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="plan the sweep, print its runs and memory estimate, and exit (nothing compiled or written)")
+    run.add_argument("--device-memory", metavar="SIZE",
+                     help="memory of each device (CPU: of the host) to size the sweep for, e.g. 80GB, "
+                          "instead of what JAX reports (with --dry-run: how many runs fit a GPU)")
     res = sub.add_parser("resume", help="continue an interrupted sweep")
     res.add_argument("dir", type=Path)
     res.add_argument("--no-progress", action="store_true")
@@ -78,6 +84,7 @@ def _quiet_libraries() -> None:
 def _cmd_run(args) -> int:
     from .config import apply_overrides, load_config, plan_sweep
     from .hparams import ConfigError
+    from .memory import parse_bytes
     from .sweep import check_out_dir
 
     config_path, overrides = _split_run_args(args.args)
@@ -85,15 +92,36 @@ def _cmd_run(args) -> int:
     config = apply_overrides(load_config(config_path), overrides)
     config.setdefault("name", config_path.stem)
     plan = plan_sweep(config)
+    device_memory = None if args.device_memory is None else parse_bytes(args.device_memory, "--device-memory")
+    if args.dry_run:
+        return _dry_run(plan, device_memory)
     if args.distributed and not args.out:
         raise ConfigError("--out: required with --distributed (every host must write to the same shared directory)")
     out = args.out or Path("runs") / f"{config['name']}-{time.strftime('%Y%m%d-%H%M%S')}"
     if _is_primary():
         check_out_dir(out)
+    _note_duplicates(plan)
+    return _train(plan, out, resume=False, progress=not args.no_progress, device_memory=device_memory)
+
+
+def _note_duplicates(plan) -> None:
     if plan.duplicates:
         print(f"note: {plan.duplicates} combinations were the same run (settings that do not apply to "
               f"their method, e.g. sparsity for dense) and run once")
-    return _train(plan, out, resume=False, progress=not args.no_progress)
+
+
+def _dry_run(plan, device_memory) -> int:
+    """The sweep's plan and memory estimate; exit 0 if its state fits, else the refusal (exit 2)."""
+    from . import memory
+    from .sweep import describe, sweep_devices
+
+    _note_duplicates(plan)
+    estimate = memory.estimate(plan, device_memory, num_devices=len(sweep_devices(plan.agent)))
+    print(describe(plan))
+    print(estimate.table())
+    memory.check(estimate)
+    print("dry run: nothing compiled or written (the compiled chunk's temporaries are checked when it runs)")
+    return 0
 
 
 def _cmd_resume(args) -> int:
@@ -111,14 +139,17 @@ def _is_primary() -> bool:
     return jax.process_index() == 0
 
 
-def _train(plan, out: Path, resume: bool, progress: bool) -> int:
+def _train(plan, out: Path, resume: bool, progress: bool, device_memory=None) -> int:
     from .sweep import run_sweep, summary_table
 
     try:
-        stats = run_sweep(plan, out, resume=resume, progress=progress)
+        stats = run_sweep(plan, out, resume=resume, progress=progress, device_memory=device_memory)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; every finished chunk is saved. Continue with: purejaxsparse resume {out}",
-              file=sys.stderr)
+        if not (out / "config.yaml").is_file():  # stopped while compiling: nothing written yet
+            print("\ninterrupted before the sweep started; nothing was written", file=sys.stderr)
+        else:
+            print(f"\ninterrupted; every finished chunk is saved. Continue with: purejaxsparse resume {out}",
+                  file=sys.stderr)
         return EXIT_INTERRUPTED
     if not _is_primary():
         return 0
