@@ -174,6 +174,9 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
         like = jax.tree.map(lambda s: jax.device_put(jnp.zeros(s.shape, s.dtype), sharding) if s.size == 0 else s,
                             shapes)
         states = checkpoints.restore(done, like)
+        if not getattr(agent.env, "checkpointable", True):  # EnvPool: the emulators were not saved
+            restart = jax.jit(jax.vmap(agent.resume_episodes), out_shardings=sharding, donate_argnums=0)
+            states = restart(states, jax.vmap(lambda k: jax.random.fold_in(k, done))(keys))
     else:
         states = init(keys, hparams)
     if primary:
