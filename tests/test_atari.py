@@ -123,9 +123,11 @@ def test_noise_on_raw_pixels_stays_uint8():
 
 # ---- frame replay -------------------------------------------------------------------------
 
-def _synthetic_stream(steps: int, num_envs: int, ends: dict[int, list[int]], seed: int = 0):
+def _synthetic_stream(steps: int, num_envs: int, ends: dict[int, list[int]], restarts: dict[int, list[int]],
+                      seed: int = 0):
     """An EnvPool-like stream: per env, observation stacks (first frame repeated on reset),
-    episode ends at the given steps, each followed by a reset step (not a transition)."""
+    episode ends at the given steps, each followed by a reset step (not a transition), and
+    restarts (a resumed sweep: a real step whose next observation starts a new episode)."""
     rng = np.random.default_rng(seed)
     stacks = np.zeros((steps + 1, num_envs, 3, 2, 4), np.uint8)
     first = np.zeros((steps + 1, num_envs), bool)
@@ -142,6 +144,9 @@ def _synthetic_stream(steps: int, num_envs: int, ends: dict[int, list[int]], see
                 valid[t, e] = False
                 frame = rng.integers(0, 256, (3, 2), np.uint8)
                 stack, first[t + 1, e] = np.repeat(frame[..., None], 4, -1), True
+            elif t in restarts.get(e, []):
+                frame = rng.integers(0, 256, (3, 2), np.uint8)
+                stack, first[t + 1, e] = np.repeat(frame[..., None], 4, -1), True
             else:
                 frame = rng.integers(0, 256, (3, 2), np.uint8)
                 stack = np.concatenate([stack[..., 1:], frame[..., None]], -1)
@@ -152,7 +157,7 @@ def _synthetic_stream(steps: int, num_envs: int, ends: dict[int, list[int]], see
 @pytest.mark.parametrize("capacity", [64, 23])
 def test_frame_replay_equals_naive_stacks_and_never_mixes_episodes(capacity):
     steps, e = 40, 2
-    stacks, first, terminated, valid = _synthetic_stream(steps, e, {0: [5, 7, 20], 1: [1, 30]})
+    stacks, first, terminated, valid = _synthetic_stream(steps, e, {0: [5, 7, 20], 1: [1, 30]}, {0: [33], 1: [12]})
     buffer = replay.init_frames(capacity, e, (3, 2))
     for t in range(steps):
         buffer = replay.add(buffer, t, {
@@ -236,3 +241,41 @@ def test_atari_sweep_is_killed_resumed_reported_and_noised(tmp_path):
     rob = pd.read_csv(out / "report" / "robustness.csv")
     assert sorted(rob.sigma.unique()) == [0, 30] and len(rob) == 4
     assert (out / "report" / "robustness.png").is_file()
+
+
+# ---- DQN's Atari settings -------------------------------------------------------------------
+
+def test_epsilon_decays_as_dopamine():
+    """Dopamine's linearly_decaying_epsilon(decay_period, step, warmup_steps, epsilon)."""
+    from purejaxsparse.agents.dqn import DQNHParams, exploration_epsilon
+    from purejaxsparse.hparams import make_hparams
+
+    def dopamine(decay, step, warmup, eps):
+        bonus = np.clip((1.0 - eps) * (decay + warmup - step) / decay, 0.0, 1.0 - eps)
+        return eps + bonus
+
+    hp = make_hparams(DQNHParams, {"epsilon": 0.01, "epsilon_decay_steps": 250_000})
+    for step in (0, 19_999, 20_000, 20_001, 145_000, 269_999, 270_000, 5_000_000):
+        got = float(exploration_epsilon(hp, jnp.int32(step), 20_000))
+        assert got == pytest.approx(dopamine(250_000, step, 20_000, 0.01), abs=1e-6)
+    flat = make_hparams(DQNHParams, {"epsilon": 0.05})  # no decay: 1 in warm-up, then epsilon
+    assert float(exploration_epsilon(flat, jnp.int32(999), 1000)) == 1.0
+    assert float(exploration_epsilon(flat, jnp.int32(1000), 1000)) == pytest.approx(0.05)
+
+
+def test_rewards_are_clipped_for_learning_only():
+    """The replay holds clipped rewards while evaluation returns stay raw game scores."""
+    import purejaxsparse as pjs
+
+    # MsPacman scores 10 points a pellet: raw rewards are far outside [-1, 1]
+    config = {**ATARI_SWEEP, "env": {"name": "MsPacman", "max_episode_steps": 300}, "total_steps": 300,
+              "eval_every": 300, "eval_episodes": 2,
+              "agent_config": {**ATARI_SWEEP["agent_config"], "learning_starts": 300}}
+    train = pjs.make_train(config)
+    hp = pjs.stack_hparams([pjs.make_hparams(config, method="dense", reward_clip=clip) for clip in (True, False)])
+    state, metrics = jax.jit(jax.vmap(train))(jax.random.split(jax.random.PRNGKey(0), 2), hp)
+    rewards = np.asarray(state.buffer["reward"])
+    assert set(np.unique(rewards[0])) <= {0.0, 1.0} and rewards[0].max() == 1.0
+    assert rewards[1].max() >= 10.0 and np.all(np.mod(rewards[1], 10) == 0)
+    returns = np.asarray(metrics["eval_return"])[:, 0]
+    assert (returns >= 10).all() and np.all(np.mod(returns, 10) == 0)  # raw scores in both runs
