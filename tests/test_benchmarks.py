@@ -5,6 +5,7 @@ Nothing is timed or run here (the benchmarks themselves are run by hand; see BEN
 
 import importlib
 import py_compile
+import subprocess
 import sys
 from pathlib import Path
 
@@ -50,3 +51,27 @@ def test_table():
     lines = text.splitlines()
     assert len(lines) == 4 and len({len(line) for line in lines}) == 1
     assert "12,345" in text
+
+
+def test_profile_chunk_parses_and_summarises():
+    mod = importlib.import_module("profile_chunk")
+    quick, full = mod.parse_args(["--quick", "--out", "x"]), mod.parse_args([])
+    assert quick.config.endswith("quickstart.yaml") and "chunk_evals=1" in quick.overrides
+    assert full.overrides == [] and callable(mod.main)
+    hlo = ("HloModule m\n\nENTRY %main (p: f32[2]) -> f32[2] {\n  %p = f32[2]{0} parameter(0)\n"
+           "  %t = (f32[2]{0}, s32[]) tuple(%p, %c)\n  ROOT %a = f32[2]{0} add(%p, %p)\n}\n")
+    assert mod.hlo_opcode_counts(hlo) == {"parameter": 1, "tuple": 1, "add": 1}
+    text = mod.timeline_tables({("/device:GPU:0", "Stream #1"): {"fusion.1": [4, 3e6], "dot.2": [1, 1e6]},
+                                ("/host:CPU", "python"): {"x": [1, 10.0]}}, top=5, show=1)
+    assert "### /device:GPU:0 / Stream #1: 5 events, 4.00 ms" in text
+    assert "| `fusion.1` | 4 | 3.000 | 750.0 | 75.0% |" in text and "python" not in text
+
+
+def test_gpu_all_names_every_benchmark():
+    script = BENCH / "gpu_all.sh"
+    text = script.read_text()
+    for name in SCRIPTS:
+        assert name in text.split("BENCHES=(")[1].split(")")[0]
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    assert subprocess.run(["bash", str(script), "--help"], capture_output=True).returncode == 0
+    assert subprocess.run(["bash", str(script), "no-such-step"], capture_output=True).returncode == 2
