@@ -54,7 +54,7 @@ def parse_args(argv=None):
     ap.add_argument("--venv", type=Path, default=VENV, help="the rejax virtual environment")
     ap.add_argument("--jax-spec", default=None,
                     help="pip requirement for jax in the rejax venv (default: this process's jax "
-                         "version, with the cuda12 extra on a GPU)")
+                         "version, with the cuda13 or cuda12 extra on a GPU, as this process has)")
     args = ap.parse_args(argv)
     args.seeds = args.seeds or (16 if args.quick else 128)
     args.total_steps = args.total_steps or (10_000 if args.quick else 100_000)
@@ -80,8 +80,16 @@ def ensure_venv(venv: Path, jax_spec: str | None) -> Path:
     if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
         return python
     if jax_spec is None:
-        gpu = jax.default_backend() == "gpu"
-        jax_spec = f"jax[{'cuda12' if gpu else 'cpu'}]=={jax.__version__}"
+        extra = "cpu"
+        if jax.default_backend() == "gpu":  # the CUDA plugin this process runs on: cuda13 or cuda12
+            from importlib import metadata
+            extra = "cuda12"
+            try:
+                metadata.version("jax-cuda13-plugin")
+                extra = "cuda13"
+            except metadata.PackageNotFoundError:
+                pass
+        jax_spec = f"jax[{extra}]=={jax.__version__}"
     print(f"# building {venv} (pip install rejax==0.1.3 gymnax==0.0.9 {jax_spec}) ...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run([str(python), "-m", "pip", "install", "-q", "rejax==0.1.3", "gymnax==0.0.9", jax_spec],
