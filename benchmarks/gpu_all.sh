@@ -12,10 +12,11 @@
 #   bundle             here, with network: ../shared/device/bundle.sh . and the wheels the rejax
 #                      side of peer_rejax needs (rejax 0.1.3, gymnax 0.0.9, ...) in .device/rejax-wheels
 #   tests              python -m pytest -q -n $TEST_WORKERS (8) tests        -> tests.log
-#   sweep_vs_serial sparse_overhead pipeline_overhead scaling peer_rejax
+#   sweep_vs_serial sparse_overhead pipeline_overhead scaling peer_rejax, and any other
+#   benchmarks/NAME.py (--list prints them all; atari_throughput, ...)
 #                      benchmarks/NAME.py in its full mode (--quick: its --quick) -> NAME.log
 #                      (scaling gets --budget $SCALING_BUDGET, 420 s, to fit a 10-minute call)
-#   bench              the five benchmarks above
+#   bench              every benchmark above, in --list's order
 #                      (peer_rejax: the rejax side from .device/rejax-wheels if there, else the
 #                      script builds benchmarks/.rejax-venv with pip, which needs network)
 #   profile            benchmarks/profile_chunk.py on configs/quickstart.yaml chunk_evals=1
@@ -33,7 +34,12 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 OUT=${OUT:-gpu_out}
 QUICK=()
+# Every benchmark script: these first, then any other benchmarks/*.py (helpers excepted).
 BENCHES=(sweep_vs_serial sparse_overhead pipeline_overhead scaling peer_rejax)
+for f in benchmarks/*.py; do
+  f=${f##*/}; f=${f%.py}
+  case " ${BENCHES[*]} benchlib rejax_side profile_chunk " in *" $f "*) ;; *) BENCHES+=("$f") ;; esac
+done
 REJAX_WHEELS=.device/rejax-wheels
 REJAX_ENV=${REJAX_ENV:-/tmp/rejax-env}
 # The rejax side's packages that the device lacks (it has jax, flax, optax, chex, numpy, pyyaml,
@@ -48,9 +54,11 @@ for a in "$@"; do
     --quick) QUICK=(--quick) ;;
     bench) steps+=("${BENCHES[@]}") ;;
     all) steps+=(tests "${BENCHES[@]}" profile) ;;
-    bundle|tests|profile|sweep_vs_serial|sparse_overhead|pipeline_overhead|scaling|peer_rejax) steps+=("$a") ;;
+    bundle|tests|profile) steps+=("$a") ;;
+    --list) printf '%s\n' "${BENCHES[@]}"; exit 0 ;;
     -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d'; exit 0 ;;
-    *) echo "gpu_all.sh: unknown step or option '$a' (--help lists them)" >&2; exit 2 ;;
+    *) case " ${BENCHES[*]} " in *" $a "*) steps+=("$a"); continue ;; esac
+       echo "gpu_all.sh: unknown step or option '$a' (--help lists them)" >&2; exit 2 ;;
   esac
 done
 [ ${#steps[@]} -gt 0 ] || { echo "gpu_all.sh: name at least one step (--help lists them)" >&2; exit 2; }
