@@ -139,22 +139,20 @@ class EnvPoolAtari(Env):
         self.num_envs = int(num_envs)
         self.seed = seed
         self.stream = 0
-        self.overrides = {k: v for k, v in dict(seed=seed, max_episode_steps=max_episode_steps,
-                                                repeat_action_probability=repeat_action_probability,
-                                                frame_skip=frame_skip).items()}
+        self.overrides = dict(seed=seed, max_episode_steps=max_episode_steps,
+                              repeat_action_probability=repeat_action_probability, frame_skip=frame_skip)
         self.options = {**DOPAMINE_OPTIONS, "max_episode_steps": max_episode_steps,
                         "repeat_action_probability": float(repeat_action_probability),
                         "frame_skip": frame_skip}
         self.max_episode_steps = int(max_episode_steps)
         self.obs_shape = (84, 84, 4)
-        self.obs_dtype = jnp.uint8
         self.action_space = Discrete(self._num_actions())
         self._reset_fn, self._step_fn = self._folded_functions()
 
     def _num_actions(self) -> int:
         import envpool
 
-        spec = envpool.make_spec(f"{self.name}-v5", **{k: v for k, v in self.options.items()})
+        spec = envpool.make_spec(f"{self.name}-v5", **self.options)
         return int(spec.action_space.n)
 
     # ---- identity: copies for another env count get their own stream (their own pools) ----

@@ -112,8 +112,9 @@ class Agent:
         raise NotImplementedError
 
     def resume_episodes(self, state, key: jax.Array):
-        """The state to continue from after a checkpoint restore. Envs whose state is outside
-        JAX (`env.checkpointable` False: EnvPool) restart their episodes here; others as saved."""
+        """The state to continue from after a restore, for an env whose state lives outside JAX
+        (`env.checkpointable` False: EnvPool): the sweep engine calls it only then, and agents
+        that run on such envs restart their episodes here."""
         return state
 
     def final_active_params(self, hp) -> jax.Array:

@@ -141,10 +141,8 @@ class DQN(Agent):
                         masks=masks, env_state=env_state, obs=obs, buffer=buffer, key=key)
 
     def resume_episodes(self, state: DQNState, key) -> DQNState:
-        """After a restore: envs whose state lives outside JAX (EnvPool) restart their episodes.
+        """New episodes after a restore (the engine calls this for envs it cannot checkpoint).
         The reset's step count 0 marks an episode start, so no replayed transition crosses it."""
-        if getattr(self.env, "checkpointable", True):
-            return state
         env_state, obs = self.env.reset(key)
         return state.replace(env_state=env_state, obs=obs)
 
