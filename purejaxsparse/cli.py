@@ -140,7 +140,8 @@ def _is_primary() -> bool:
 
 
 def _train(plan, out: Path, resume: bool, progress: bool, device_memory=None) -> int:
-    from .sweep import run_sweep, summary_table
+    from .analysis.report import summary_table
+    from .sweep import run_sweep
 
     try:
         stats = run_sweep(plan, out, resume=resume, progress=progress, device_memory=device_memory)

@@ -3,7 +3,8 @@
 Each run's final parameters (the sweep's latest checkpoint) are evaluated with Gaussian noise
 N(0, sigma) added to the observations the policy sees, at evaluation only (on raw 0..255 values
 for pixel observations). Every sigma uses the same episodes (same keys), so differences come
-from the noise alone.
+from the noise alone. The table goes to DIR/report/robustness.csv and the sweep's report page is
+rewritten, so index.html shows robustness.png at once.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .analysis.report import write_report
 from .checkpoint import SweepCheckpoints
 from .config import load_config, plan_sweep
 from .hparams import ConfigError
-from .results import write_csv
-from .sweep import env_name
+from .results import env_name, write_csv
 
 
 def run_robustness(out_dir, sigmas, episodes: int | None = None, log=print) -> Path:
-    """Write DIR/report/robustness.csv (run, sigma, eval_return, ...) and its plot; returns the csv."""
+    """Write DIR/report/robustness.csv (run, sigma, eval_return, ...), then rewrite the sweep's
+    report (index.html with robustness.png among its figures); returns the csv."""
     out_dir = Path(out_dir)
     if not (out_dir / "config.yaml").is_file():
         raise ConfigError(f"robustness: {out_dir} is not a sweep directory (no config.yaml)")
@@ -53,15 +55,6 @@ def run_robustness(out_dir, sigmas, episodes: int | None = None, log=print) -> P
     report.mkdir(exist_ok=True)
     path = report / "robustness.csv"
     write_csv(path, ["run", "sigma", "eval_return", "env", "method", "sparsity", "seed"], rows)
-    _plot(path, out_dir / "runs.csv", report / "robustness.png", log)
+    index = write_report(out_dir)
+    log(f"report: {index}" + ("" if (report / "robustness.png").is_file() else " (robustness.png not drawn: see the page)"))
     return path
-
-
-def _plot(csv_path: Path, runs_path: Path, png: Path, log) -> None:
-    import pandas as pd
-
-    from .analysis import plots
-
-    made = plots.plot_robustness(pd.read_csv(csv_path), pd.read_csv(runs_path), png)
-    if made is not None:
-        log(f"plot: {made}")

@@ -25,7 +25,8 @@ from . import memory
 from .checkpoint import SweepCheckpoints
 from .config import Plan
 from .hparams import ConfigError, field_specs
-from .results import RUN_INFO, append_rows, result_header, result_rows, truncate_results, write_csv
+from .results import (RUN_INFO, append_rows, env_name, result_header, result_rows, truncate_results,
+                      write_csv)
 
 TRACE_COUNT = {"chunk": 0}
 """How often a chunk function was traced (compiled); one sweep traces it exactly once."""
@@ -42,11 +43,6 @@ class SweepStats:
     @property
     def steps_per_second(self) -> float:
         return self.env_steps / max(self.run_seconds, 1e-9)
-
-
-def env_name(config: dict) -> str:
-    env = config["env"]
-    return env if isinstance(env, str) else env["name"]
 
 
 def sweep_devices(agent) -> list:
@@ -225,29 +221,6 @@ def _progress(enabled: bool, total: int, initial: int, desc: str):
     from tqdm.auto import tqdm
     return tqdm(total=total, initial=initial, unit="step", unit_scale=True, desc=desc,
                 file=sys.stderr, dynamic_ncols=True, smoothing=0.3)
-
-
-def summary_table(out_dir) -> str:
-    """Final score (mean eval return over the last 10% of evaluations) per setting, over seeds."""
-    import pandas as pd
-
-    from .analysis import stats
-
-    out_dir = Path(out_dir)
-    results = pd.read_csv(out_dir / "results.csv")
-    runs = pd.read_csv(out_dir / "runs.csv")
-    if results.empty:
-        return "(no evaluations yet)"
-    config = yaml.safe_load((out_dir / "config.yaml").read_text())
-    scores = stats.final_scores(results, runs).merge(runs, on="run", suffixes=("", "_run"))
-    swept = [k for k in (config.get("sweep") or {}) if k not in ("seed", "method", "sparsity") and k in scores]
-    keys = ["method", "sparsity"] + swept
-    last = results.sort_values("step").groupby("run").tail(1).set_index("run")
-    scores["actual_sparsity"] = scores["run"].map(last["actual_sparsity"])
-    table = scores.groupby(keys, sort=False, dropna=False).agg(
-        runs=("run", "size"), final_score=("final_score", "mean"), std=("final_score", "std"),
-        actual_sparsity=("actual_sparsity", "mean")).reset_index()
-    return table.to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
 
 def check_out_dir(out_dir: Path) -> None:

@@ -209,12 +209,12 @@ def test_single_run_group_has_degenerate_ci(tmp_path):
 def test_group_columns_include_swept_use_bias(tmp_path):
     d = write_sweep(tmp_path, methods=("dense", "rigl"), sparsities=(0.8, 0.98), seeds=2, use_bias=(True, False))
     config, runs, results = report.load_sweep(d)
-    assert stats.group_columns(config, runs) == ["env", "agent", "method", "sparsity", "use_bias"]
+    assert stats.group_columns(runs) == ["env", "agent", "method", "sparsity", "use_bias"]
     summ = stats.summarize(results, runs, config, reps=200)
     assert len(summ) == 2 + 2 * 2  # dense x bias + rigl x 2 sparsities x bias
     assert set(summ["use_bias"]) == {True, False}
     # drop_fraction is in runs.csv but not swept: not a group column
-    assert "drop_fraction" not in stats.group_columns(config, runs)
+    assert "drop_fraction" not in stats.group_columns(runs)
 
 
 def test_normalised_scores(tmp_path):
@@ -298,19 +298,21 @@ def test_plot_functions_directly_and_graceful_skips(tmp_path):
     out = tmp_path / "png"
     assert_png(plots.plot_score_vs_sparsity(summ, out / "a.png"))  # one sparsity: still drawn
     assert_png(plots.plot_learning_curves(results, runs, out / "b.png"))
-    assert_png(plots.plot_iqm_bars(fs, out / "c.png", reps=200))
+    assert_png(plots.plot_iqm_bars(fs, runs, out / "c.png", reps=200))
     assert_png(plots.plot_dormant(results, runs, out / "d.png"))
     rob = pd.DataFrame({"run": runs.run, "sigma": 0.1, "eval_return": 1.0})
     assert_png(plots.plot_robustness(rob, runs, out / "e.png"))
-    # missing data -> None, no file, no exception
+    # missing data -> SkipPlot naming what is missing, no file
     dense_only = summ[summ.method == "dense"]
-    assert plots.plot_score_vs_sparsity(dense_only, out / "x1.png") is None
-    assert plots.plot_iqm_bars(fs[fs.method != "dense"], out / "x2.png", reps=200) is None
-    assert plots.plot_dormant(results.drop(columns="dormant_frac"), runs, out / "x3.png") is None
-    assert plots.plot_robustness(pd.DataFrame(columns=["run", "sigma", "eval_return"]), runs, out / "x4.png") is None
-    path, reason = plots.try_plot(plots.plot_dormant, results.assign(dormant_frac=np.nan), runs, out / "x5.png")
-    assert path is None and "dormant_frac" in reason
-    assert not any((out / f"x{i}.png").exists() for i in range(1, 6))
+    skips = [(plots.plot_score_vs_sparsity, (dense_only,), "only full-dense"),
+             (plots.plot_iqm_bars, (fs[fs.method != "dense"], runs), "full-dense"),
+             (plots.plot_dormant, (results.drop(columns="dormant_frac"), runs), "dormant_frac"),
+             (plots.plot_robustness, (pd.DataFrame(columns=["run", "sigma", "eval_return"]), runs), "robustness"),
+             (plots.plot_dormant, (results.assign(dormant_frac=np.nan), runs), "dormant_frac")]
+    for i, (fn, args, reason) in enumerate(skips):
+        with pytest.raises(plots.SkipPlot, match=reason):
+            fn(*args, out / f"x{i}.png")
+    assert not any((out / f"x{i}.png").exists() for i in range(len(skips)))
 
 
 def test_report_without_dense_or_dormant_still_writes(tmp_path):
@@ -347,24 +349,27 @@ def test_bad_inputs(tmp_path):
         report.write_report(d, reps=10)
 
 
-def test_analysis_does_not_import_jax():
-    code = (
-        "import sys, purejaxsparse; before = 'jax' in sys.modules\n"
-        "import purejaxsparse.analysis, purejaxsparse.analysis.report\n"
-        "assert before or 'jax' not in sys.modules, 'purejaxsparse.analysis imported jax'\n"
-    )
+def test_analysis_does_not_import_jax(tmp_path):
+    """The package, analysis, results and the report's command line never load jax."""
+    code = "import purejaxsparse.analysis, sys; assert 'jax' not in sys.modules, 'analysis imported jax'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+    d = write_sweep(tmp_path / "s", methods=("dense", "rigl"), sparsities=(0.9,), seeds=2)
+    runner = ("import runpy, sys; sys.argv = ['report', sys.argv[1], '--reps', '20']\n"
+              "try:\n    runpy.run_module('purejaxsparse.analysis.report', run_name='__main__')\n"
+              "except SystemExit as e:\n    assert not e.code, e.code\n"
+              "assert 'jax' not in sys.modules, 'the report imported jax'")
+    subprocess.run([sys.executable, "-c", runner, str(d)], check=True, cwd=REPO)
+    assert (d / "report" / "index.html").is_file()
 
 
 def test_swept_hparam_splits_lines_but_per_method_default_does_not(tmp_path):
     d = write_sweep(tmp_path, methods=("dense", "set", "rigl"), sparsities=(0.9,), seeds=2,
                     extra_hparams={"update_interval": [100, 1000]})
     config, runs, results = report.load_sweep(d)
-    assert stats.group_columns(config, runs)[-1] == "update_interval"
-    assert plots._variant_cols(runs) == ["update_interval"]
+    assert stats.group_columns(runs)[-1] == "update_interval"
     # a per-method default (not swept) is constant inside each (env, method, sparsity) cell
     runs2 = runs[runs.update_interval == 100].assign(start=runs.method.map({"dense": 0, "set": 0, "rigl": 20_000}))
-    assert plots._variant_cols(runs2) == []
+    assert stats.group_columns(runs2) == ["env", "agent", "method", "sparsity"]
     assert_png(plots.plot_learning_curves(results, runs, tmp_path / "lc.png"))
     summ = stats.summarize(results, runs, config, reps=100)
     assert len(summ) == 6

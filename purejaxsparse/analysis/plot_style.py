@@ -1,15 +1,15 @@
-"""Shared look of the papers' figures: method colours and labels, markers and line styles for
-swept hyperparameters, figure/legend/axis helpers, and the graceful skip of a figure whose data
-is missing (:class:`SkipPlot`, :func:`try_plot`).
+"""The one look of every figure, and the figure scaffolding the plots share.
 
-One colour per method (:data:`METHOD_COLORS`), bias off drawn dashed (bias on solid) where
-``use_bias`` was swept, and any other swept hyperparameter named in the legend label with its
-own marker. Built on matplotlib's Agg canvas (no pyplot), so safe to import anywhere.
+:class:`Style` maps a run (or group) to its look: colour = method (the same in every figure),
+line style = bias off dashed (where ``use_bias`` was swept and shares a panel) or, in figures
+over training, the sparsity level; marker (bars: hatch) = the other swept hyperparameters.
+Legends are factored the same way: one entry per method, per line style, per marker.
+Which hyperparameters were swept comes from runs.csv (:func:`.stats.group_columns`).
+:func:`panels` splits a table into one panel per env (x bias on/off, x a further split).
+Built on matplotlib's Agg canvas (no pyplot), so safe to import anywhere.
 """
 from __future__ import annotations
 
-import functools
-import logging
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -17,38 +17,24 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-log = logging.getLogger("purejaxsparse.analysis.plots")
+from ..results import METHODS
 
-
-METHOD_ORDER = ("dense", "dense_width", "static", "set", "rigl", "prune")
-METHOD_COLORS = {
-    "dense": "black",
-    "dense_width": "tab:gray",
-    "static": "tab:blue",
-    "set": "tab:green",
-    "rigl": "tab:red",
-    "prune": "tab:purple",
-}
-METHOD_LABELS = {
-    "dense": "Dense (full)",
-    "dense_width": "Dense (param-matched)",
-    "static": "Static",
-    "set": "SET",
-    "rigl": "RigL",
-    "prune": "Pruning",
-}
+METHOD_COLORS = dict(zip(METHODS, ("black", "tab:gray", "tab:blue", "tab:green", "tab:red", "tab:purple")))
+METHOD_LABELS = dict(zip(METHODS, ("Dense (full)", "Dense (param-matched)", "Static", "SET", "RigL", "Pruning")))
 _SPARE_COLORS = ("tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 _LEVEL_STYLES = ("-", "--", ":", "-.")
-_VARIANT_HATCHES = ("", "..", "xx", "oo", "++", "\\\\", "**")
-# Columns that are never "variants" of a line: they are axes/panels/colour/style already.
-_NOT_VARIANT = ("run", "env", "agent", "method", "sparsity", "seed", "use_bias")
+_HATCHES = ("", "..", "xx", "oo", "++", "\\\\", "**")
+AXES = ("env", "agent", "method", "sparsity", "use_bias")
+"""Group columns drawn as panels, x axes, colours or bias line styles; the rest are variants."""
 
 
 class SkipPlot(Exception):
-    """Raised inside a plot when its data is missing; the public wrapper logs and returns None."""
+    """A figure's data is missing; the message says what is missing."""
 
 
 def method_color(method: str) -> str:
@@ -62,34 +48,12 @@ def method_label(method: str) -> str:
     return METHOD_LABELS.get(method, str(method))
 
 
-def _method_rank(m: str) -> tuple[int, str]:
-    return (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), str(m))
+def method_rank(m: str) -> tuple[int, str]:
+    """Sort key of methods: the order of :data:`purejaxsparse.results.METHODS`, unknown ones last."""
+    return (METHODS.index(m) if m in METHODS else len(METHODS), str(m))
 
 
-def _graceful(fn: Callable[..., Path]) -> Callable[..., Path | None]:
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except SkipPlot as e:
-            log.info("%s skipped: %s", fn.__name__, e)
-            return None
-
-    return wrapper
-
-
-def try_plot(fn: Callable[..., Any], *args, **kwargs) -> tuple[Path | None, str | None]:
-    """Call a public plot function; return ``(path, None)`` or ``(None, reason it was skipped)``."""
-    inner = getattr(fn, "__wrapped__", fn)
-    try:
-        return inner(*args, **kwargs), None
-    except SkipPlot as e:
-        log.info("%s skipped: %s", fn.__name__, e)
-        return None, str(e)
-
-
-# ------------------------------------------------------------------------- helpers
-def _is_off(v: Any) -> bool:
+def is_off(v: Any) -> bool:
     """True when a use_bias value means 'bias off' (False/0/'false'); NaN counts as on."""
     if isinstance(v, str):
         return v.strip().lower() in ("false", "0", "no", "off")
@@ -99,79 +63,109 @@ def _is_off(v: Any) -> bool:
         return False
 
 
-def _bias_swept(df: pd.DataFrame) -> bool:
-    return "use_bias" in df.columns and df["use_bias"].map(_is_off).nunique() > 1
+def fmt(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
 
 
-# Per-run outputs and statistics: never hyperparameters.
-_NOT_HPARAM = ("total_params", "active_params", "final_score", "normalized_score", "dense_reference", "n_evals",
-               "last_step", "k", "complete", "final_actual_sparsity", "final_dormant_frac", "step", "eval_return")
+def pct(x: float) -> str:
+    return f"{100 * x:.3g}%"
 
 
-def _variant_cols(df: pd.DataFrame, candidates: Iterable[str] | None = None) -> list[str]:
-    """Hyperparameter columns that take several values among runs of one (env, method, sparsity, bias) cell.
+class Style:
+    """Colour, line style, marker/hatch and legend of the lines (or bars) of one figure.
 
-    That is how a swept hyperparameter shows up; a per-method default (e.g. a different
-    update interval for SET and RigL) does not vary inside a cell and is not a variant.
+    ``table``: the runs or groups drawn (with the ``group_cols`` columns). ``levels``: values
+    drawn as line styles (e.g. sparsities), with ``level_label`` naming them in the legend;
+    without levels, bias off is dashed when ``use_bias`` is a group column and
+    ``bias_in_panels`` is False.
     """
-    cols = [c for c in (candidates if candidates is not None else df.columns)
-            if c in df.columns and c not in _NOT_VARIANT and c not in _NOT_HPARAM]
-    cell = [c for c in ("env", "agent", "method", "sparsity", "use_bias") if c in df.columns]
-    if not cols or df.empty:
-        return []
-    counts = df.groupby(cell, dropna=False)[cols].nunique(dropna=False).max()
-    return [c for c in cols if counts[c] > 1]
 
-
-def _given_variants(group_cols: Sequence[str] | None) -> list[str] | None:
-    """Variant candidates from explicit group columns (None: detect from the data)."""
-    return None if group_cols is None else [c for c in group_cols if c not in _NOT_VARIANT]
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, (float, np.floating)):
-        return f"{v:g}"
-    return str(v)
-
-
-class _Styler:
-    """Maps (method, bias, variant) keys to a label, colour, line style and marker."""
-
-    def __init__(self, df: pd.DataFrame, variant_cols: Sequence[str]):
-        self.bias = _bias_swept(df)
-        self.vcols = list(variant_cols)
-        variants = sorted({self.variant(r) for _, r in df.iterrows()}, key=str) if self.vcols else [()]
-        self.marker = {v: _MARKERS[i % len(_MARKERS)] for i, v in enumerate(variants)}
-
-    def index(self, variant: tuple) -> int:
-        """Position of a variant among all variants (for hatches/markers)."""
-        return list(self.marker).index(variant) if variant in self.marker else 0
+    def __init__(self, table: pd.DataFrame, group_cols: Sequence[str], levels: Iterable = (),
+                 level_label: Callable[[Any], str] = str, bias_in_panels: bool = False):
+        levels = list(levels)
+        self.vcols = [c for c in group_cols if c not in AXES and c in table.columns]
+        self.bias = "use_bias" in group_cols and not bias_in_panels and not levels
+        self.bias_panels = "use_bias" in group_cols and bias_in_panels
+        variants = sorted({self.variant(r) for _, r in table.iterrows()}, key=str) if self.vcols else [()]
+        self.variants = {v: i for i, v in enumerate(variants)}
+        self.levels = {lvl: _LEVEL_STYLES[i % len(_LEVEL_STYLES)] for i, lvl in enumerate(levels)}
+        self.level_label = level_label
 
     def variant(self, row: Any) -> tuple:
         return tuple(None if pd.isna(row[c]) else row[c] for c in self.vcols)
 
     def key(self, row: Any) -> tuple:
-        off = self.bias and _is_off(row.get("use_bias", True))
-        return (row["method"], off, self.variant(row))
+        """(method, bias off, variant) of a run or group: rows with one key share a line."""
+        return (row["method"], self.bias and is_off(row.get("use_bias", True)), self.variant(row))
 
-    def label(self, key: tuple, extra: str = "") -> str:
-        method, off, var = key
-        s = method_label(method) + extra
-        if self.bias:
-            s += ", no bias" if off else ", bias"
-        if self.vcols:
-            s += " [" + ", ".join(f"{c}={_fmt(v)}" for c, v in zip(self.vcols, var)) + "]"
-        return s
-
-    def style(self, key: tuple) -> dict:
-        method, off, var = key
-        return dict(color=method_color(method), linestyle="--" if off else "-", marker=self.marker.get(var, "o"))
+    def keys(self, table: pd.DataFrame) -> pd.Series:
+        return table.apply(self.key, axis=1) if len(table) else pd.Series([], dtype=object)
 
     def sort_key(self, key: tuple):
-        return (_method_rank(key[0]), key[1], str(key[2]))
+        return (method_rank(key[0]), key[1], str(key[2]))
+
+    def line(self, key: tuple, level: Any = None) -> dict:
+        """matplotlib keywords of a line: color, linestyle, marker (None without variants)."""
+        method, off, var = key
+        if level is not None and self.levels:
+            ls = "-" if method == METHODS[0] else self.levels.get(level, "-")
+        else:
+            ls = "--" if off else "-"
+        marker = _MARKERS[self.variants.get(var, 0) % len(_MARKERS)] if self.vcols else None
+        return dict(color=method_color(method), linestyle=ls, marker=marker)
+
+    def hatch(self, key: tuple) -> str | None:
+        _, off, var = key
+        return (("///" if off else "") + _HATCHES[self.variants.get(var, 0) % len(_HATCHES)]) or None
+
+    def variant_text(self, var: tuple) -> str:
+        return ", ".join(f"{c}={fmt(v)}" for c, v in zip(self.vcols, var))
+
+    def legend(self, fig: Figure, keys: Iterable[tuple], bars: bool = False) -> None:
+        """Legend in factors: colour = method, line style = bias or level, marker/hatch = variant."""
+        keys = list(keys)
+        methods = sorted({k[0] for k in keys}, key=method_rank)
+        if bars:
+            handles = [Patch(color=method_color(m), label=method_label(m)) for m in methods]
+            if self.bias:
+                handles += [Patch(facecolor="white", edgecolor="dimgray", hatch="///", label="bias off")]
+            if self.vcols:
+                handles += [Patch(facecolor="white", edgecolor="dimgray", hatch=_HATCHES[i % len(_HATCHES)],
+                                  label=self.variant_text(v)) for v, i in self.variants.items()]
+        else:
+            handles = [Line2D([], [], color=method_color(m), lw=2, label=method_label(m)) for m in methods]
+            if self.bias:
+                handles += [Line2D([], [], color="dimgray", lw=1.6, linestyle=ls, label=lab)
+                            for lab, ls in (("bias on", "-"), ("bias off", "--"))]
+            handles += [Line2D([], [], color="dimgray", lw=1.6, linestyle=ls, label=self.level_label(lvl))
+                        for lvl, ls in self.levels.items()]
+            if self.vcols:
+                handles += [Line2D([], [], color="dimgray", lw=0, marker=_MARKERS[i % len(_MARKERS)],
+                                   label=self.variant_text(v)) for v, i in self.variants.items()]
+        longest = max(len(h.get_label()) for h in handles)
+        ncol = max(1, min(6, len(handles), int(fig.get_figwidth() / (0.9 + 0.075 * longest))))
+        fig.legend(handles=handles, loc="outside lower center", ncol=ncol, frameon=False)
 
 
-def _figure(n_panels: int, ncols: int, panel: tuple[float, float] = (5.0, 3.6), sharey: bool = False):
+def panels(df: pd.DataFrame, bias: bool = False,
+           splits: Sequence[tuple[str, Any, Callable[[pd.DataFrame], pd.Series] | None]] = (("", None, None),)
+           ) -> list[tuple[str, Any, pd.DataFrame]]:
+    """``(title, tag, rows)`` per panel: one per env, x bias on/off when ``bias``, x each
+    ``(label, tag, select)`` of ``splits`` (``select(rows)`` -> a boolean mask, None: all rows)."""
+    out = []
+    for env in sorted(df["env"].unique(), key=str):
+        e = df[df["env"] == env]
+        for off in ((False, True) if bias else (None,)):
+            b = e if off is None else e[e["use_bias"].map(is_off) == off]
+            for label, tag, select in splits:
+                rows = b if select is None else b[select(b)]
+                title = [str(env)] + ([] if off is None else ["bias off" if off else "bias on"]) + ([label] if label else [])
+                out.append((", ".join(title), tag, rows))
+    return out
+
+
+def figure(n_panels: int, ncols: int, panel: tuple[float, float] = (5.0, 3.6), sharey: bool = False):
+    """A constrained-layout figure with ``n_panels`` axes in rows of ``ncols`` (Agg canvas)."""
     ncols = max(1, min(ncols, n_panels))
     if n_panels == 1:
         panel = (max(panel[0], 7.0), max(panel[1], 4.6))
@@ -184,33 +178,14 @@ def _figure(n_panels: int, ncols: int, panel: tuple[float, float] = (5.0, 3.6), 
     return fig, list(axes[:n_panels])
 
 
-def _legend(fig: Figure, axes: Sequence[Any], extra: Sequence[tuple[Any, str]] = ()) -> None:
-    seen: dict[str, Any] = {}
-    for ax in axes:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if not lab.startswith("_") and lab not in seen:
-                seen[lab] = h
-    for h, lab in extra:
-        seen.setdefault(lab, h)
-    if seen:
-        width = fig.get_figwidth()
-        longest = max(len(lab) for lab in seen)
-        ncol = max(1, min(4, len(seen), int(width / (0.9 + 0.075 * longest))))
-        fig.legend(list(seen.values()), list(seen.keys()), loc="outside lower center", ncol=ncol, frameon=False)
-
-
-def _save(fig: Figure, path: str | Path) -> Path:
+def save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.15)
     return path
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.3g}%"
-
-
-def _sparsity_axis(ax: Any, xs: Iterable[float]) -> None:
+def sparsity_axis(ax: Any, xs: Iterable[float]) -> None:
     """Logit x scale (spreads 50%..99%) with a tick at every sparsity present."""
     xs = sorted({float(x) for x in xs})
     if len(xs) >= 2 and all(0 < x < 1 for x in xs):
@@ -219,22 +194,28 @@ def _sparsity_axis(ax: Any, xs: Iterable[float]) -> None:
         lo, hi = np.log(xs[0] / (1 - xs[0])), np.log(xs[-1] / (1 - xs[-1]))
         ax.set_xlim(1 / (1 + np.exp(-(lo - pad))), 1 / (1 + np.exp(-(hi + pad))))
     ax.xaxis.set_major_locator(FixedLocator(xs))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _pct(v)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: pct(v)))
     ax.xaxis.set_minor_locator(NullLocator())
 
 
-def _agent(df: pd.DataFrame) -> str:
+def dodge(xs: np.ndarray, i: int, n: int, step: float = 0.08) -> np.ndarray:
+    """Sparsities shifted sideways (in logit space) for the i-th of n lines, so that error bars
+    at the same sparsity do not hide each other."""
+    xs = np.asarray(xs, float)
+    inside = (xs > 0) & (xs < 1)
+    logit = np.log(np.where(inside, xs, 0.5) / (1 - np.where(inside, xs, 0.5))) + (i - (n - 1) / 2) * step
+    return np.where(inside, 1 / (1 + np.exp(-logit)), xs)
+
+
+def agent_prefix(df: pd.DataFrame) -> str:
     if "agent" in df.columns and df["agent"].nunique() == 1:
         return f"{str(df['agent'].iloc[0]).upper()}: "
     return ""
 
 
-def _merge_runs(results: pd.DataFrame, runs: pd.DataFrame | None) -> pd.DataFrame:
+def merge_runs(results: pd.DataFrame, runs: pd.DataFrame | None) -> pd.DataFrame:
     """results joined with runs.csv's per-run hyperparameters (results' own columns win)."""
     if runs is None:
         return results
     extra = [c for c in runs.columns if c == "run" or c not in results.columns]
     return results.merge(runs[extra], on="run", how="left")
-
-
-# ---------------------------------------------------------- final score vs sparsity

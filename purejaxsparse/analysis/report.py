@@ -21,90 +21,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ..results import RUN_INFO, divergence_recorded, diverged_runs, load_sweep
 from . import plots
 from . import stats as st
+from .plot_style import SkipPlot, method_rank
 
 log = logging.getLogger(__name__)
 
-__all__ = ["load_config", "read_runs", "read_results", "load_sweep", "completeness", "write_report"]
-
-RUN_REQUIRED = ("run", "env", "agent", "method", "sparsity", "seed")
-RESULT_REQUIRED = ("run", "env", "agent", "method", "sparsity", "seed", "step", "eval_return")
-_NUMERIC = ("run", "sparsity", "seed", "step", "eval_return", "actual_sparsity", "active_params", "dormant_frac")
-_NUMERIC_PREFIXES = ("actual_sparsity", "active_params", "dormant_frac", "grad_snr")
-
-
-def _require(path: Path, what: str) -> Path:
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path} (is this a sweep output directory?)")
-    return path
-
-
-def load_config(out_dir: str | Path) -> dict:
-    """``DIR/config.yaml`` as a dict; must have ``total_steps`` and ``eval_every``."""
-    path = _require(Path(out_dir) / "config.yaml", "config.yaml")
-    cfg = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(cfg, dict):
-        raise ValueError(f"{path}: expected a mapping, got {type(cfg).__name__}")
-    missing = [k for k in ("total_steps", "eval_every") if k not in cfg]
-    if missing:
-        raise ValueError(f"{path}: missing key(s) {missing}")
-    return cfg
-
-
-def read_runs(out_dir: str | Path) -> pd.DataFrame:
-    """``DIR/runs.csv``: one row per run; must have run, env, agent, method, sparsity, seed."""
-    path = _require(Path(out_dir) / "runs.csv", "runs.csv")
-    try:
-        runs = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"{path} is empty") from None
-    missing = [c for c in RUN_REQUIRED if c not in runs.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}")
-    if runs.empty:
-        raise ValueError(f"{path} has no rows")
-    return runs
-
-
-def read_results(out_dir: str | Path) -> pd.DataFrame:
-    """``DIR/results.csv``, read robustly while the sweep may still be appending to it.
-
-    A last line without its newline (a write in progress) is dropped, lines with too many
-    fields are skipped, rows whose run/step/eval_return are missing or not numbers are
-    dropped, and for a repeated (run, step) the last row wins (a sweep resumed from a
-    checkpoint may append an evaluation again).
-    """
-    path = _require(Path(out_dir) / "results.csv", "results.csv")
-    text = path.read_text(errors="replace")
-    if text and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-    if not text.strip():
-        raise ValueError(f"{path} has no rows")
-    df = pd.read_csv(io.StringIO(text), on_bad_lines="skip")
-    missing = [c for c in RESULT_REQUIRED if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}")
-    for c in df.columns:
-        if c in _NUMERIC or c.startswith(_NUMERIC_PREFIXES):
-            df[c] = pd.to_numeric(df[c], errors="coerce")
-    n0 = len(df)
-    df = df.dropna(subset=["run", "step", "eval_return", "method", "env"])
-    if len(df) < n0:
-        log.warning("%s: skipped %d malformed row(s)", path, n0 - len(df))
-    if df.empty:
-        raise ValueError(f"{path} has no rows")
-    df = df.astype({"run": int, "step": int})
-    df = df.drop_duplicates(["run", "step"], keep="last").sort_values(["run", "step"], kind="stable")
-    return df.reset_index(drop=True)
-
-
-def load_sweep(out_dir: str | Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """``(config, runs, results)`` of a sweep output directory (see the module docstring)."""
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise FileNotFoundError(f"sweep output directory not found: {out_dir}")
-    return load_config(out_dir), read_runs(out_dir), read_results(out_dir)
+__all__ = ["completeness", "write_report", "summary_table"]
 
 
 def completeness(results: pd.DataFrame, runs: pd.DataFrame, config: Mapping[str, Any]) -> dict:
@@ -121,36 +45,41 @@ def completeness(results: pd.DataFrame, runs: pd.DataFrame, config: Mapping[str,
                 n_runs=len(runs), complete=is_complete, text=text)
 
 
-def _env_names(config: Mapping[str, Any], runs: pd.DataFrame) -> str:
-    envs = sorted(map(str, runs["env"].unique()))
-    if envs:
-        return ", ".join(envs)
-    env = config.get("env")
-    return str(env.get("name") if isinstance(env, Mapping) else env)
-
-
 def _sort_summary(summary: pd.DataFrame) -> pd.DataFrame:
     if summary.empty:
         return summary
-    rank = summary["method"].map(lambda m: plots._method_rank(m)[0])
+    rank = summary["method"].map(lambda m: method_rank(m)[0])
     cols = [c for c in ("env", "agent") if c in summary.columns]
     return (summary.assign(_rank=rank).sort_values(cols + ["_rank", "sparsity"], kind="stable")
             .drop(columns="_rank").reset_index(drop=True))
 
 
-_HTML_COLS = ("n_runs", "n_scored", "n_complete", "completeness", "final_step_min", "final_step_max",
+_HTML_COLS = ("n_runs", "n_scored", "n_diverged", "n_complete", "completeness", "final_step_min", "final_step_max",
               "mean", "iqm", "ci_low", "ci_high", "norm_iqm", "norm_ci_low", "norm_ci_high",
               "final_actual_sparsity", "final_dormant_frac", "ci_note")
 
 _CSS = """
 body{font-family:sans-serif;max-width:1400px;margin:1.5em auto;padding:0 1em;color:#222}
 .incomplete{color:#a40000;font-weight:bold}.complete{color:#1a6b1a;font-weight:bold}
+.warning{border:2px solid #c00;background:#fff0f0;padding:.6em 1em;margin:1em 0}
+.warning h2{color:#a40000;margin:.2em 0 .4em}
 figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #ddd}
 figcaption{font-size:.95em;color:#444;margin-top:.3em}
 table.summary{border-collapse:collapse;font-size:.85em}
 table.summary td,table.summary th{border:1px solid #ccc;padding:2px 6px;text-align:right}
 table.summary th{background:#f0f0f0}
 """
+
+_METRIC_FIGURES = (  # (file, results column, scale, y label, title, caption)
+    ("dormant.png", "dormant_frac", 100.0, "Dormant neurons{tau} (% of hidden units)", "dormant neurons over training",
+     "Dormant neurons: fraction of tau-dormant hidden units over training, colour by method, line style by "
+     "sparsity, mean over seeds; actor-critic agents: a panel per network."),
+    ("sparsity.png", "actual_sparsity", 100.0, "Actual sparsity (% of weights zero)", "actual sparsity over training",
+     "Actual sparsity over training (pruning schedules, per-network targets), colour by method, line style by "
+     "target sparsity, mean over seeds; actor-critic agents: a panel per network."),
+    ("grad_snr.png", "grad_snr", 1.0, "Gradient SNR (|mean| / std)", "gradient signal-to-noise ratio",
+     "Gradient signal-to-noise ratio: |mean| / std of per-sample gradients over training, mean over seeds."),
+)
 
 
 def _fmt_cell(v: Any) -> str:
@@ -163,8 +92,10 @@ def write_report(out_dir: str | Path, reps: int = 2000, seed: int = 0) -> Path:
     """Write ``DIR/report/`` (summary.csv, final_scores.csv, PNGs, index.html); return index.html.
 
     ``reps``/``seed``: bootstrap replications and seed of the 95% CIs (same seed, same numbers).
-    Raises FileNotFoundError/ValueError with a one-line message when DIR lacks config.yaml,
-    runs.csv or results.csv, or results.csv has no rows.
+    Diverged runs (:func:`purejaxsparse.results.diverged_runs`) are listed at the top of the
+    page and left out of every statistic and figure. A ``report/robustness.csv`` (from
+    ``purejaxsparse robustness``) adds its figure. Raises FileNotFoundError/ValueError with a
+    one-line message when DIR lacks config.yaml, runs.csv or results.csv, or results.csv has no rows.
     """
     out_dir = Path(out_dir)
     config, runs, results = load_sweep(out_dir)
@@ -177,78 +108,101 @@ def write_report(out_dir: str | Path, reps: int = 2000, seed: int = 0) -> Path:
     summary = _sort_summary(st.summarize(results, runs, config, reps=reps, seed=seed))
     summary.to_csv(rep / "summary.csv", index=False)
     comp = completeness(results, runs, config)
+    diverged = diverged_runs(results)
+    kept = results[~results["run"].isin(diverged["run"])]
 
-    gcols = st.group_columns(config, runs)
+    gcols = st.group_columns(runs)
     figures: list[tuple[str, str]] = []
     skipped: list[tuple[str, str]] = []
 
     def add(name: str, caption: str, fn, *args, **kwargs):
-        path, reason = plots.try_plot(fn, *args, rep / name, **kwargs)
-        if path is not None:
+        try:
+            fn(*args, rep / name, **kwargs)
             figures.append((name, caption))
-        else:
-            skipped.append((caption.split(":")[0], reason or "no data"))
+        except SkipPlot as e:
+            (rep / name).unlink(missing_ok=True)  # no stale figure from an earlier report
+            skipped.append((caption.split(":")[0], str(e)))
 
     add("score_vs_sparsity.png",
-        "Final return vs sparsity: IQM of per-run final scores over seeds, shaded 95% stratified-bootstrap CI; "
-        "full dense as a horizontal line with its band; dashed = bias off.",
-        plots.plot_score_vs_sparsity, summary, group_cols=gcols)
+        "Final return vs sparsity: IQM of per-run final scores over seeds with its 95% stratified-bootstrap CI "
+        "as error bars (and a band between sparsities); full dense as a horizontal line with its CI band; "
+        "dashed = bias off.",
+        plots.plot_score_vs_sparsity, summary, group_cols=st.summary_group_columns(summary))
     add("iqm_bars.png",
         "IQM bars: normalised final return (1 = mean of full-dense runs of the env) at the sparsity closest "
         "to 90%, with 95% stratified-bootstrap CIs; 'All envs' pools every env.",
-        plots.plot_iqm_bars, scores, reps=reps, seed=seed, group_cols=gcols)
+        plots.plot_iqm_bars, scores, runs, reps=reps, seed=seed, group_cols=gcols)
     add("learning_curves.png",
         "Learning curves: evaluation return vs environment steps, mean over seeds with +-1 std band, "
         "one panel per env and sparsity (full dense repeated in each panel).",
-        plots.plot_learning_curves, results, runs, group_cols=gcols)
-    add("dormant.png",
-        "Dormant neurons: fraction of tau-dormant hidden units over training, colour by method, "
-        "line style by sparsity, mean over seeds.",
-        plots.plot_dormant, results, runs, group_cols=gcols,
-        tau=(config.get("agent_config") or {}).get("dormant_tau"))
-    if "grad_snr" in results.columns:
-        add("grad_snr.png",
-            "Gradient signal-to-noise ratio: |mean| / std of per-sample gradients over training, mean over seeds.",
-            plots.plot_metric_over_training, results, runs,
-            metric="grad_snr", ylabel="Gradient SNR (|mean| / std)", title="gradient signal-to-noise ratio",
-            group_cols=gcols)
+        plots.plot_learning_curves, kept, runs, group_cols=gcols)
+    tau = (config.get("agent_config") or {}).get("dormant_tau")
+    for name, column, scale, ylabel, title, caption in _METRIC_FIGURES:
+        if column in results.columns:
+            add(name, caption, plots.plot_metric_over_training, kept, runs, metric=column, scale=scale,
+                ylabel=ylabel.format(tau=f", \u03c4 = {tau:g}" if tau is not None else ""), title=title,
+                group_cols=gcols)
     rob_path = rep / "robustness.csv"
     if rob_path.is_file():
         try:
             rob = pd.read_csv(rob_path, on_bad_lines="skip")
         except pd.errors.EmptyDataError:
             rob = pd.DataFrame()
+        if "run" in rob.columns:
+            rob = rob[~rob["run"].isin(diverged["run"])]
         add("robustness.png",
             "Robustness: evaluation return vs std of Gaussian noise added to observations at evaluation, "
             "per method and parameter budget (line style), mean over seeds +-1 std.",
-            plots.plot_robustness, rob, runs)
+            plots.plot_robustness, rob, runs, group_cols=gcols)
 
-    page = _html(out_dir, config, runs, summary, comp, figures, skipped, reps)
+    page = _html(out_dir, config, runs, summary, comp, figures, skipped, reps, diverged,
+                 divergence_recorded(results))
     index = rep / "index.html"
     index.write_text(page)
     log.info("report written: %s (%s)", index, comp["text"])
     return index
 
 
-def _html(out_dir: Path, config: Mapping[str, Any], runs: pd.DataFrame, summary: pd.DataFrame,
-          comp: dict, figures: list[tuple[str, str]], skipped: list[tuple[str, str]], reps: int) -> str:
+def _diverged_box(diverged: pd.DataFrame, n_runs: int) -> str:
+    """The warning box at the top of the page: every diverged run, or nothing."""
+    if diverged.empty:
+        return ""
     esc = html.escape
-    agent = config.get("agent", runs["agent"].iloc[0] if "agent" in runs.columns else "?")
+    table = diverged.to_html(index=False, border=0, classes="summary")
+    return (f"<div class='warning'><h2>{len(diverged)} of {n_runs} runs diverged</h2>"
+            f"<p>Their parameters or loss became non-finite (NaN/inf) at <code>diverged_step</code> "
+            f"(-1: step not recorded). They are left out of every statistic (IQM, CI, means, the dense "
+            f"reference) and figure below; {esc('their rows stay in results.csv and final_scores.csv')}.</p>"
+            f"{table}</div>")
+
+
+def _html(out_dir: Path, config: Mapping[str, Any], runs: pd.DataFrame, summary: pd.DataFrame,
+          comp: dict, figures: list[tuple[str, str]], skipped: list[tuple[str, str]], reps: int,
+          diverged: pd.DataFrame, recorded: bool) -> str:
+    esc = html.escape
+    agent = config.get("agent", runs["agent"].iloc[0])
+    envs = ", ".join(sorted(map(str, runs["env"].unique())))
     sweep = config.get("sweep") or {}
+
     def values(v: Any) -> str:
         return ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
 
     swept = ("; ".join(f"{esc(str(k))} = {esc(values(v))}" for k, v in sweep.items())
              if isinstance(sweep, Mapping) else esc(str(sweep)))
-    gcols = st.group_columns(config, runs)
-    cols = [c for c in gcols if c in summary.columns] + [c for c in _HTML_COLS if c in summary.columns]
+    cols = st.summary_group_columns(summary) + [c for c in _HTML_COLS if c in summary.columns]
     table = (summary[cols].to_html(index=False, classes="summary", border=0, formatters={c: _fmt_cell for c in cols})
              if len(summary) else "<p>No groups.</p>")
+    left_out = (f"<p class='incomplete'>{len(diverged)} diverged run(s) left out of IQM/CI "
+                f"(column n_diverged; listed at the top).</p>" if len(diverged)
+                else "<p>No run diverged.</p>" if recorded
+                else "<p>results.csv does not record divergence (no <code>finite</code> column: an older "
+                     "sweep); every run is counted.</p>")
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>Sweep report: {esc(str(agent))} on {esc(_env_names(config, runs))}</title>",
+        f"<title>Sweep report: {esc(str(agent))} on {esc(envs)}</title>",
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>Sweep report: {esc(str(agent))} on {esc(_env_names(config, runs))}</h1>",
+        f"<h1>Sweep report: {esc(str(agent))} on {esc(envs)}</h1>",
+        _diverged_box(diverged, len(runs)),
         f"<p class='{'complete' if comp['complete'] else 'incomplete'}'>{esc(comp['text'])}</p>",
         f"<p>Directory: <code>{esc(str(out_dir))}</code>. {config.get('total_steps')} environment steps per run, "
         f"evaluation every {config.get('eval_every')} steps"
@@ -271,10 +225,33 @@ def _html(out_dir: Path, config: Mapping[str, Any], runs: pd.DataFrame, summary:
         "<h2>Summary</h2>",
         "<p>One row per group; all columns in <a href='summary.csv'>summary.csv</a>, "
         "per-run scores in <a href='final_scores.csv'>final_scores.csv</a>.</p>",
+        left_out,
         table,
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def summary_table(out_dir: str | Path) -> str:
+    """For the terminal: final score (mean eval return over the last 10% of evaluations) per
+    group, mean and std over seeds, and a last line on diverged runs (left out of the scores)."""
+    try:
+        _, runs, results = load_sweep(out_dir)
+    except ValueError:
+        return "(no evaluations yet)"
+    scores = st.final_scores(results, runs)
+    scores.loc[scores["diverged"], "final_score"] = np.nan
+    keys = [c for c in st.group_columns(runs) if c not in ("env", "agent")]
+    table = scores.groupby(keys, sort=False, dropna=False).agg(
+        runs=("final_score", "count"), final_score=("final_score", "mean"), std=("final_score", "std"),
+        actual_sparsity=("final_actual_sparsity", "mean")).reset_index()
+    text = table.to_string(index=False, float_format=lambda v: f"{v:.3f}")
+    n_div = int(scores["diverged"].sum())
+    if divergence_recorded(results):
+        text += f"\ndiverged runs: {n_div} of {len(scores)}" + (" (left out of the scores above)" if n_div else "")
+    else:
+        text += "\ndiverged runs: not recorded (results.csv has no finite/diverged_step columns)"
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:

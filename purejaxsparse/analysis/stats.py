@@ -19,6 +19,12 @@ Conventions (shared with :mod:`.plots` and :mod:`.report`):
 * **Normalised score** = score / mean final score of the full-dense runs
   (``method == "dense"``) of the same (env, agent); NaN where that mean is not positive
   (a ratio to a negative or zero return has no "higher is better" reading).
+* **Diverged runs** (:func:`purejaxsparse.results.diverged_runs`: parameters or loss became
+  non-finite) keep their row in :func:`final_scores` (``diverged`` True) but are left out of
+  every aggregate: IQM, CI, mean, the dense reference.
+* **Groups** are set by the data (:func:`group_columns`): env, agent, method, sparsity and
+  every runs.csv hyperparameter that differs between runs of one (env, agent, method,
+  sparsity) cell, i.e. what the sweep varied; seeds are pooled.
 """
 from __future__ import annotations
 
@@ -30,11 +36,12 @@ import numpy as np
 import pandas as pd
 from rliable import library as rly
 
+from ..results import DENSE, diverged_runs, hparam_columns
+
 log = logging.getLogger(__name__)
 
 BASE_GROUP_COLUMNS = ("env", "agent", "method", "sparsity")
 RUN_META_COLUMNS = ("env", "agent", "method", "sparsity", "seed")
-DENSE = "dense"
 CI_SIZE = 0.95
 
 __all__ = [
@@ -46,6 +53,7 @@ __all__ = [
     "iqm",
     "iqm_ci",
     "summarize",
+    "summary_group_columns",
 ]
 
 
@@ -73,9 +81,9 @@ def final_scores(
 
     Columns: the run's metadata (from ``runs`` when given, else from ``results``), ``n_evals``
     (evaluations present), ``last_step``, ``k`` (evaluations averaged), ``final_score``, the
-    last evaluation's ``actual_sparsity``/``dormant_frac`` when present and, with
-    ``n_expected``, ``complete`` (n_evals >= n_expected). Runs listed in ``runs`` without any
-    evaluation get ``n_evals = 0`` and a NaN score.
+    last evaluation's ``actual_sparsity``/``dormant_frac`` when present, ``diverged`` and,
+    with ``n_expected``, ``complete`` (n_evals >= n_expected). Runs listed in ``runs`` without
+    any evaluation get ``n_evals = 0`` and a NaN score.
     """
     if not 0 < frac <= 1:
         raise ValueError(f"frac must be in (0, 1], got {frac}")
@@ -111,40 +119,37 @@ def final_scores(
             out = pd.concat([out, extra], ignore_index=True)
     out["n_evals"] = out["n_evals"].fillna(0).astype(int)
     out["k"] = out["k"].fillna(0).astype(int)
+    out["diverged"] = out["run"].isin(diverged_runs(results)["run"])
     if n_expected is not None:
         out["complete"] = out["n_evals"] >= n_expected
     return out.sort_values("run", kind="stable").reset_index(drop=True)
 
 
-def group_columns(config: Mapping[str, Any], runs: pd.DataFrame) -> list[str]:
-    """Columns that define a group: env, agent, method, sparsity + every swept hyperparameter but seed.
-
-    A sweep key is matched to a runs.csv column by name (or by its last dotted component,
-    e.g. ``hparams.drop_fraction`` -> ``drop_fraction``); keys with no column are skipped
-    with a warning.
+def group_columns(runs: pd.DataFrame) -> list[str]:
+    """Columns that define a group: env, agent, method, sparsity + every hyperparameter of
+    runs.csv (:func:`purejaxsparse.results.hparam_columns`) that differs between the runs of
+    one (env, agent, method, sparsity) cell. A per-method default (e.g. pruning's start) does
+    not vary inside a cell and does not split groups; a swept value (``use_bias``, a learning
+    rate, ``actor_sparsity``) does. Seeds are pooled.
     """
     cols = [c for c in BASE_GROUP_COLUMNS if c in runs.columns]
-    sweep = config.get("sweep") or {}
-    if not isinstance(sweep, Mapping):
-        log.warning("config 'sweep' is not a mapping (%r); grouping by %s only", type(sweep), cols)
+    hps = [c for c in hparam_columns(runs) if c not in cols]
+    if not hps or runs.empty:
         return cols
-    for key in sweep:
-        name = str(key)
-        if name not in runs.columns and name.split(".")[-1] in runs.columns:
-            name = name.split(".")[-1]
-        if name == "seed" or name in cols:
-            continue
-        if name not in runs.columns:
-            log.warning("swept key %r has no column in runs.csv; not grouped by it", key)
-            continue
-        cols.append(name)
-    return cols
+    varied = runs.groupby(cols, dropna=False)[hps].nunique(dropna=False).max()
+    return cols + [c for c in hps if varied[c] > 1]
+
+
+def _scored(scores: pd.DataFrame) -> pd.Series:
+    """Runs that count in aggregates: scored and not diverged."""
+    ok = scores["final_score"].notna()
+    return ok & ~scores["diverged"].astype(bool) if "diverged" in scores.columns else ok
 
 
 def dense_reference(scores: pd.DataFrame) -> pd.Series:
     """Mean final score of full-dense runs per (env, agent): the normaliser. Indexed by (env, agent)."""
     keys = [c for c in ("env", "agent") if c in scores.columns]
-    dense = scores[(scores["method"] == DENSE) & scores["final_score"].notna()]
+    dense = scores[(scores["method"] == DENSE) & _scored(scores)]
     return dense.groupby(keys)["final_score"].mean().rename("dense_reference")
 
 
@@ -242,7 +247,7 @@ def summarize(
     """One row per group (see :func:`group_columns`): counts, completeness and IQM with 95% CI.
 
     Columns: group columns, ``n_runs`` (runs planned in runs.csv), ``n_scored`` (with >= 1
-    evaluation), ``n_complete`` (with all ``total_steps // eval_every`` evaluations),
+    evaluation and not diverged: the runs the statistics use), ``n_diverged``, ``n_complete`` (with all ``total_steps // eval_every`` evaluations),
     ``evals_done``/``evals_expected``/``completeness``, ``final_step_min``/``max`` (last
     evaluated step over the group's scored runs), ``mean``, ``std``, ``iqm``, ``ci_low``,
     ``ci_high``, ``ci_note`` ("single run: CI = point estimate" where it applies),
@@ -253,17 +258,18 @@ def summarize(
     """
     n_exp = expected_evals(config)
     scores = normalize_scores(final_scores(results, runs, frac=frac, n_expected=n_exp))
-    gcols = group_columns(config, runs)
+    gcols = group_columns(runs)
     rows = []
     for key, grp in scores.groupby(gcols, dropna=False, sort=True):
         key = key if isinstance(key, tuple) else (key,)
         row: dict[str, Any] = dict(zip(gcols, key))
-        scored = grp[grp["final_score"].notna()]
+        scored = grp[_scored(grp)]
         x = scored["final_score"].to_numpy(float)
         point, lo, hi = iqm_ci(x, reps=reps, seed=seed)
         row.update(
             n_runs=len(grp),
             n_scored=len(scored),
+            n_diverged=int(grp["diverged"].sum()),
             n_complete=int(grp["complete"].sum()),
             evals_done=int(grp["n_evals"].sum()),
             evals_expected=int(len(grp) * n_exp),
@@ -276,7 +282,8 @@ def summarize(
             ci_low=lo,
             ci_high=hi,
             ci_note=(
-                "no evaluations yet" if x.size == 0
+                "every run diverged" if x.size == 0 and grp["diverged"].any()
+                else "no evaluations yet" if x.size == 0
                 else "single run: CI = point estimate" if x.size == 1
                 else f"{int(CI_SIZE * 100)}% stratified bootstrap, {reps} reps"
             ),
@@ -291,3 +298,9 @@ def summarize(
                 row[col] = pd.to_numeric(grp[col], errors="coerce").mean()
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def summary_group_columns(summary: pd.DataFrame) -> list[str]:
+    """The group columns of a :func:`summarize` table: those before ``n_runs``."""
+    cols = list(summary.columns)
+    return cols[: cols.index("n_runs")] if "n_runs" in cols else [c for c in BASE_GROUP_COLUMNS if c in cols]
