@@ -4,6 +4,8 @@ Bad input (unknown key/agent/env/method, values out of range, malformed YAML, mi
 wrong type, an existing non-empty --out, a sweep whose state does not fit the device's memory)
 prints one line naming the field and what is allowed, exits with code 2, and leaves no output
 directory behind. `run --dry-run` prints the plan and its memory estimate and writes nothing.
+`run` and `resume` end a completed sweep by printing its summary (with how many runs diverged)
+and writing its report, DIR/report/index.html, whose path they print (`--no-report`: not).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="config file (default: configs/quickstart.yaml), then overrides")
     run.add_argument("--out", type=Path, help="output directory (new or empty; default runs/NAME-TIME)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--no-report", action="store_true",
+                     help="do not write OUT/report/index.html when the sweep completes (make it later with: report OUT)")
     run.add_argument("--distributed", action="store_true",
                      help="multi-host: call jax.distributed.initialize() first (every host runs the same command)")
     run.add_argument("--dry-run", action="store_true",
@@ -61,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     res = sub.add_parser("resume", help="continue an interrupted sweep")
     res.add_argument("dir", type=Path)
     res.add_argument("--no-progress", action="store_true")
+    res.add_argument("--no-report", action="store_true", help="do not write the report when the sweep completes")
     res.add_argument("--distributed", action="store_true", help="multi-host, as for run")
     rep = sub.add_parser("report", help="statistics and plots of a sweep directory (DIR/report/)")
     rep.add_argument("dir", type=Path)
@@ -101,7 +106,8 @@ def _cmd_run(args) -> int:
     if _is_primary():
         check_out_dir(out)
     _note_duplicates(plan)
-    return _train(plan, out, resume=False, progress=not args.no_progress, device_memory=device_memory)
+    return _train(plan, out, resume=False, progress=not args.no_progress, report=not args.no_report,
+                  device_memory=device_memory)
 
 
 def _note_duplicates(plan) -> None:
@@ -131,7 +137,7 @@ def _cmd_resume(args) -> int:
     if not (args.dir / "config.yaml").is_file() or not (args.dir / "results.csv").is_file():
         raise ConfigError(f"resume: {args.dir} is not a sweep directory (no config.yaml/results.csv)")
     plan = plan_sweep(load_config(args.dir / "config.yaml"))
-    return _train(plan, args.dir, resume=True, progress=not args.no_progress)
+    return _train(plan, args.dir, resume=True, progress=not args.no_progress, report=not args.no_report)
 
 
 def _is_primary() -> bool:
@@ -139,8 +145,9 @@ def _is_primary() -> bool:
     return jax.process_index() == 0
 
 
-def _train(plan, out: Path, resume: bool, progress: bool, device_memory=None) -> int:
-    from .analysis.report import summary_table
+def _train(plan, out: Path, resume: bool, progress: bool, report: bool = True, device_memory=None) -> int:
+    """Run (or resume) the sweep to its end; then print its summary and write its report."""
+    from .analysis.report import summary_table, write_report
     from .sweep import run_sweep
 
     try:
@@ -159,7 +166,14 @@ def _train(plan, out: Path, resume: bool, progress: bool, device_memory=None) ->
               f"({stats.steps_per_second:,.0f} steps/s, + {stats.compile_seconds:.1f} s compile)")
     print("\nfinal score = mean eval return over the last 10% of evaluations, mean over seeds:")
     print(summary_table(out))
-    print(f"\nresults: {out / 'results.csv'}\nreport:  purejaxsparse report {out}")
+    print(f"\nresults: {out / 'results.csv'}")
+    if not report:
+        print(f"report:  purejaxsparse report {out}")
+        return 0
+    try:
+        print(f"report:  {write_report(out)}")
+    except (OSError, ValueError) as e:  # the sweep itself is done and saved: say why, exit 0
+        print(f"report not written ({str(e).splitlines()[0]}); try: purejaxsparse report {out}", file=sys.stderr)
     return 0
 
 

@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-import envs
 from conftest import tiny_sweep_config
 from purejaxsparse import sweep
 from purejaxsparse.agents.common import gradient_snr
 from purejaxsparse.checkpoint import SweepCheckpoints
 from purejaxsparse.cli import main
 from purejaxsparse.config import load_config, plan_sweep
-from purejaxsparse.robustness import run_robustness
+
+EPISODES = 4
 
 
 @pytest.fixture(scope="module")
@@ -61,23 +61,57 @@ def test_report_cli_matches_independent_iqm(sweep_dir, capsys):
     assert "grad_snr.png" in html
 
 
-def test_robustness_cli_and_sigma_zero(sweep_dir):
-    assert main(["robustness", str(sweep_dir), "--sigma", "0,2.0", "--episodes", "4"]) == 0
+def _numpy_greedy_returns(params, obs_fn_env, reset_key, episodes):
+    """Returns of the greedy policy of a ReLU Q-network (numpy forward pass, float32) on the
+    first episode of each of `episodes` envs reset from `reset_key`: an evaluation written
+    independently of robustness.py, the agents' policies and envs.evaluate."""
+    env = obs_fn_env.with_num_envs(episodes)
+    step = jax.jit(env.step)
+    state, obs = env.reset(reset_key)
+    layers = sorted(params["params"], key=lambda name: int(name.split("_")[1]))
+    weights = [(np.asarray(params["params"][n]["kernel"], np.float32), np.asarray(params["params"][n]["bias"], np.float32))
+               for n in layers]
+    ret, done = np.zeros(episodes, np.float64), np.zeros(episodes, bool)
+    key = jax.random.PRNGKey(123)  # the env's step randomness does not matter for CartPole
+    for _ in range(env.max_episode_steps):
+        h = np.asarray(obs, np.float32)
+        for i, (w, b) in enumerate(weights):
+            h = h @ w + b
+            h = np.maximum(h, 0) if i < len(weights) - 1 else h
+        key, k = jax.random.split(key)
+        state, obs, reward, terminated, truncated, _ = step(k, state, jnp.asarray(h.argmax(-1), jnp.int32))
+        ret += np.where(done, 0.0, np.asarray(reward))
+        done |= np.asarray(terminated) | np.asarray(truncated)
+        if done.all():
+            break
+    return ret
+
+
+def test_robustness_refreshes_the_report_and_noise_matters(sweep_dir):
+    assert main(["report", str(sweep_dir), "--reps", "50"]) == 0
+    assert "robustness.png" not in (sweep_dir / "report" / "index.html").read_text()
+    assert main(["robustness", str(sweep_dir), "--sigma", "0,2.0", "--episodes", str(EPISODES)]) == 0
+    html = (sweep_dir / "report" / "index.html").read_text()
+    assert "src='robustness.png'" in html and (sweep_dir / "report" / "robustness.png").is_file()
     table = pd.read_csv(sweep_dir / "report" / "robustness.csv")
     plan = plan_sweep(load_config(sweep_dir / "config.yaml"))
     assert len(table) == 2 * plan.num_runs and set(table.sigma) == {0.0, 2.0}
-    assert (sweep_dir / "report" / "robustness.png").exists()
-    # sigma 0 is exactly the evaluation policy of the final params on those episodes
+    # sigma 0: the greedy policy of each run's final params, evaluated here independently on the
+    # episodes robustness draws (each run's key folded with 0x5EED, then its reset key)
     agent = plan.agent
     ckpt = SweepCheckpoints(sweep_dir / "checkpoints")
+    assert ckpt.latest() == plan.num_chunks
     states = ckpt.restore(ckpt.latest(), jax.jit(jax.vmap(agent.init))(plan.keys, plan.hparams))
     ckpt.close()
-    keys = jax.vmap(lambda k: jax.random.fold_in(k, 0x5EED))(plan.keys)
-    env = agent.eval_env.with_num_envs(4)
-    direct = jax.jit(jax.vmap(lambda s, h, k: envs.evaluate(env, agent.eval_policy(s, h), k, 4).mean()))(
-        states, plan.hparams, keys)
     got = table[table.sigma == 0].sort_values("run").eval_return.to_numpy()
-    np.testing.assert_allclose(got, np.asarray(direct), rtol=1e-6)
+    for r in range(plan.num_runs):
+        reset_key = jax.random.split(jax.random.fold_in(plan.keys[r], 0x5EED))[0]
+        params = jax.tree.map(lambda x: x[r], states.params)
+        want = _numpy_greedy_returns(params, agent.eval_env, reset_key, EPISODES).mean()
+        assert got[r] == pytest.approx(want, rel=1e-6), r
+    # noise on the observations changes what the policies do
+    noisy = table[table.sigma == 2.0].sort_values("run").eval_return.to_numpy()
+    assert not np.allclose(noisy, got)
 
 
 def test_robustness_bad_sigma(sweep_dir, capsys):

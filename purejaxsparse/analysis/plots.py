@@ -107,6 +107,8 @@ def plot_score_vs_sparsity(summary: pd.DataFrame, path: str | Path, value: str =
             if len(g) > 1:
                 ax.fill_between(x, lo, hi, color=sty["color"], alpha=0.12, lw=0)
         sparsity_axis(ax, xs_all)
+        if len(xs_all) == 1:
+            ax.margins(x=0.15)  # room beside the side-by-side error bars
         _finish(ax, title, "Sparsity (% of weights removed)", "Normalised final return" if pre else "Final return")
     n = df["n_scored"] if "n_scored" in df.columns else None
     seeds = "" if n is None else (f" over {int(n.min())}-{int(n.max())} seeds" if n.min() != n.max()
