@@ -8,8 +8,8 @@
 - `group_metrics`: actual sparsity, active count and dormant fraction of a group of networks
   (the actor, the critics, all of them), so results.csv keeps its base columns and gains
   per-network ones.
-- tanh-squashed Gaussian (SAC), diagonal Gaussian (PPO), action scaling to a Box, running
-  mean/variance statistics (observation and reward normalisation).
+- tanh-squashed Gaussian and its std transform (SAC), diagonal Gaussian (PPO), action scaling
+  to a Box, running mean/variance statistics (observation and reward normalisation).
 """
 
 from __future__ import annotations
@@ -115,6 +115,16 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 def squash_log_std(raw):
     """Network output -> log std in [LOG_STD_MIN, LOG_STD_MAX] (smoothly, via tanh)."""
     return LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(raw) + 1.0)
+
+
+def policy_log_std(raw, squash):
+    """SAC's log std from the actor's raw std outputs.
+
+    TF-Agents' TanhNormalProjectionNetwork (std_transform=tf.exp, which the original keeps):
+    std = exp(raw), unbounded; a Glorot-initialised output layer with zero bias starts it near
+    1. `squash` (traced bool): the older bounded form, `squash_log_std` (initial std ~0.22).
+    """
+    return jnp.where(squash, squash_log_std(raw), raw)
 
 
 def gaussian_log_prob(x, mean, log_std):

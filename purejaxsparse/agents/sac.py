@@ -1,13 +1,24 @@
-"""SAC with a sparse actor and sparse twin critics (Graesser et al. 2022, "SAC MuJoCo" settings).
+"""SAC with a sparse actor and sparse twin critics, as the original (Graesser et al. 2022:
+rigl/rl/tfagents/sac_train_eval.py on TF-Agents' SacAgent, configs/sac_mujoco_*_config.gin).
 
-Continuous actions only. Actor: 2x256 ReLU MLP giving the mean and (tanh-bounded) log std of
-a tanh-squashed Gaussian, scaled to the env's Box. Twin critics: 2x256 ReLU MLPs on
-(observation, action in [-1, 1]), each with its own masks and Adam state; their target copies
-follow by Polyak averaging (tau) and are re-masked with the online masks after every soft
-update. Automatic entropy tuning (log alpha with its own Adam, target entropy -|A|). Replay in
-device memory (purejaxsparse/replay.py) with writes keyed on the unbatched iteration index;
-uniform random actions during the initial collection; L2 on kernels. A time-limit end
-bootstraps from `info["final_obs"]`; a termination does not.
+Continuous actions only. Actor: 2x256 ReLU MLP giving the mean and log std of a tanh-squashed
+Gaussian scaled to the env's Box (TF-Agents' TanhNormalProjectionNetwork: std = exp(raw),
+unbounded). Twin critics: 2x256 ReLU MLPs on (observation, action in the env's Box units), each
+with its own masks and Adam state; their target copies follow by Polyak averaging (tau) and are
+re-masked with the online masks after every soft update. TD target: reward_scale * r +
+gamma * (1 - terminated) * (min target Q - alpha log pi); critic loss 0.5 x (mean squared TD
+error + L2), TF-Agents' critic_loss_weight. Automatic entropy tuning (log alpha with its own
+Adam, target entropy -|A|/2, TF-Agents' default), on a fresh sample of the just-updated actor.
+Adam with Keras' epsilon 1e-7. Replay in device memory (purejaxsparse/replay.py) with writes
+keyed on the unbatched iteration index; uniform random actions during the initial collection;
+Keras-style L2 (wd * sum w^2) on every kernel, output layers included, biases not. A time-limit
+end bootstraps from `info["final_obs"]`; a termination does not.
+
+Named options (original's value first): `reward_scale` 0.1 (1.0: unscaled rewards),
+`target_entropy_scale` 0.5 (1.0: the SAC paper's -|A|), `std_transform` exp (tanh_log_std:
+log std squashed into [-5, 2]), `critic_unit_actions` false (true: critics see actions in
+[-1, 1]). Known remaining difference: Keras applies Adam's epsilon before bias correction,
+optax after (the same after the first few thousand steps).
 
 Sparsity per network: `actor_sparsity`, `critic_sparsity` (both critics) or the fixed-budget
 `actor_param_fraction` split (actor_critic.py). Mask schedules count gradient steps (one per
@@ -30,11 +41,22 @@ from .. import sparse as sp
 from ..hparams import hfield
 from ..nets import MLP
 from .actor_critic import (NETWORK_METRICS, ActorCriticFields, action_scale, actor_critic_metrics,
-                           network_sparsities, squash_log_std, tanh_gaussian_sample, to_env_action)
+                           network_sparsities, policy_log_std, tanh_gaussian_sample, to_env_action)
 from .base import Agent
 from .common import SparseNetwork, final_active_params, l2_penalty, masked_update
 
 NUM_CRITICS = 2
+CRITIC_LOSS_WEIGHT = 0.5  # TF-Agents SacAgent's critic_loss_weight default (the original keeps it)
+STD_TRANSFORMS = ("exp", "tanh_log_std")
+TANH_LOG_STD = STD_TRANSFORMS.index("tanh_log_std")
+
+# Per-method settings of the original's gin files (rigl/rl/tfagents/configs/):
+# static, SET and RigL share sac_mujoco_sparse_config.gin: weight decay 1e-6 (line 11), mask
+# updates every 1000 steps (19), drop fraction 0.5 with cosine decay (18, 20), last update at
+# 800k (22). Pruning (sac_mujoco_pruning_config.gin): 200k -> 800k every 1000 (21-23) with the
+# dense weight decay 1e-4 (sac_mujoco_dense_config.gin:7, the default here).
+SPARSE_GIN = {"update_interval": 1000, "drop_fraction": 0.5, "end": 800_000, "weight_decay": 1e-6}
+PRUNE_GIN = {"start": 200_000, "end": 800_000, "update_interval": 1000}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +67,7 @@ class SACStatic:
     num_envs: int = dataclasses.field(default=1, metadata={"min": 1})
     batch_size: int = dataclasses.field(default=256, metadata={"min": 1})
     buffer_size: int = dataclasses.field(default=1_000_000, metadata={"min": 1})
-    learning_starts: int = dataclasses.field(default=1000, metadata={"min": 0})
+    learning_starts: int = dataclasses.field(default=1000, metadata={"min": 0})  # dense gin:4
     updates_per_iteration: int = dataclasses.field(default=1, metadata={"min": 1})
     dormant_tau: float = dataclasses.field(default=0.025, metadata={"min": 0.0})
     dormant_batch: int = dataclasses.field(default=256, metadata={"min": 1})
@@ -53,7 +75,8 @@ class SACStatic:
 
 @struct.dataclass
 class SACHParams(ActorCriticFields):
-    """Per-run (traced) SAC hyperparameters; defaults: the paper's SAC MuJoCo column."""
+    """Per-run (traced) SAC hyperparameters; defaults: the original's (dense gin, sac_train_eval.py
+    train_eval and TF-Agents' SacAgent defaults)."""
 
     # sparse schedule defaults in gradient steps (1M env steps = ~1M updates)
     update_interval: jax.Array = hfield("int", 1000, "gradient steps between mask updates", low=1)
@@ -62,14 +85,23 @@ class SACHParams(ActorCriticFields):
                                       low=0.0, low_open=True)
     alpha_learning_rate: jax.Array = hfield("float", 3e-4, "Adam step size of log alpha",
                                             low=0.0, low_open=True)
-    adam_eps: jax.Array = hfield("float", 1e-8, "Adam epsilon", low=0.0, low_open=True)
+    adam_eps: jax.Array = hfield("float", 1e-7, "Adam epsilon (Keras' default)", low=0.0, low_open=True)
     gamma: jax.Array = hfield("float", 0.99, "discount", low=0.0, high=1.0)
     tau: jax.Array = hfield("float", 0.005, "soft target update rate", low=0.0, high=1.0)
-    weight_decay: jax.Array = hfield("float", 1e-4, "L2 coefficient on kernels", low=0.0)
+    weight_decay: jax.Array = hfield("float", 1e-4, "L2 coefficient on every kernel (not biases)",
+                                     low=0.0)
     autotune: jax.Array = hfield("bool", True, "tune alpha towards the target entropy")
     init_alpha: jax.Array = hfield("float", 1.0, "initial (or, without autotune, fixed) alpha",
                                    low=0.0, low_open=True)
-    target_entropy_scale: jax.Array = hfield("float", 1.0, "target entropy = -scale * |A|")
+    target_entropy_scale: jax.Array = hfield(
+        "float", 0.5, "target entropy = -scale * |A| (TF-Agents: 0.5; SAC paper: 1.0)")
+    reward_scale: jax.Array = hfield(
+        "float", 0.1, "rewards are multiplied by this in the TD target (TF-Agents' reward_scale_factor)")
+    std_transform: jax.Array = hfield(
+        "choice", "exp", "policy std from the raw output: exp (TF-Agents, unbounded) or "
+        "tanh_log_std (log std squashed into [-5, 2])", choices=STD_TRANSFORMS)
+    critic_unit_actions: jax.Array = hfield(
+        "bool", False, "critics see actions in [-1, 1] instead of the env's Box units (original)")
 
 
 @struct.dataclass
@@ -101,13 +133,8 @@ class SAC(Agent):
     name = "sac"
     HParams = SACHParams
     Static = SACStatic
-    # Graesser et al.: pruning from 200k to 800k steps every 1000; RigL 1000 / 0.5 with weight
-    # decay 1e-6; SET 250 / 0.3.
-    method_defaults = {
-        "prune": {"start": 200_000, "update_interval": 1000},
-        "rigl": {"update_interval": 1000, "drop_fraction": 0.5, "weight_decay": 1e-6},
-        "set": {"update_interval": 250, "drop_fraction": 0.3},
-    }
+    method_defaults = {"static": {"weight_decay": SPARSE_GIN["weight_decay"]},
+                       "set": dict(SPARSE_GIN), "rigl": dict(SPARSE_GIN), "prune": dict(PRUNE_GIN)}
     extra_metrics = NETWORK_METRICS
 
     def __init__(self, env, static: SACStatic, eval_env, total_steps, eval_every, eval_episodes):
@@ -136,20 +163,47 @@ class SAC(Agent):
                                   NUM_CRITICS * self.critic.spec.num_kernel_params)
 
     # -- networks ---------------------------------------------------------------------------
-    def _policy(self, params, obs):
-        mean, raw_log_std = jnp.split(self.actor.apply(params, obs), 2, axis=-1)
-        return mean, squash_log_std(raw_log_std)
+    def _policy(self, params, obs, hp):
+        """(mean, log std) of the pre-tanh Gaussian: the first |A| outputs, then the std ones."""
+        mean, raw_std = jnp.split(self.actor.apply(params, obs), 2, axis=-1)
+        return mean, policy_log_std(raw_std, hp.std_transform == TANH_LOG_STD)
 
-    def _sample(self, key, params, obs):
+    def _sample(self, key, params, obs, hp):
         """(action in [-1, 1], log-density of the env-scaled action)."""
-        mean, log_std = self._policy(params, obs)
+        mean, log_std = self._policy(params, obs, hp)
         return tanh_gaussian_sample(key, mean, log_std, action_scale(self.env.action_space)[1])
 
-    def _q(self, params, obs, action):
-        return self.critic.apply(params, jnp.concatenate([obs, action], axis=-1))[..., 0]
+    def _critic_input(self, obs, action, hp):
+        """(obs, action) as the critics see it: the action in the env's Box units (TF-Agents'
+        critics take env actions), or in [-1, 1] with critic_unit_actions."""
+        env_action = to_env_action(action, self.env.action_space)
+        return jnp.concatenate([obs, jnp.where(hp.critic_unit_actions, action, env_action)], axis=-1)
 
-    def _min_q(self, critic_params, obs, action):
-        return jnp.min(jnp.stack([self._q(p, obs, action) for p in critic_params]), axis=0)
+    def _q(self, params, obs, action, hp):
+        return self.critic.apply(params, self._critic_input(obs, action, hp))[..., 0]
+
+    def _min_q(self, critic_params, obs, action, hp):
+        return jnp.min(jnp.stack([self._q(p, obs, action, hp) for p in critic_params]), axis=0)
+
+    # -- losses (TF-Agents' SacAgent) ----------------------------------------------------------
+    def _td_target(self, key, hp, actor_params, target_params, batch, alpha):
+        """reward_scale * r + gamma * (1 - terminated) * (min target Q(s', a') - alpha log pi(a'|s'))."""
+        next_action, next_logp = self._sample(key, actor_params, batch["next_obs"], hp)
+        next_q = self._min_q(target_params, batch["next_obs"], next_action, hp)
+        soft_next = hp.gamma * (1.0 - batch["terminated"]) * (next_q - alpha * next_logp)
+        return jax.lax.stop_gradient(hp.reward_scale * batch["reward"] + soft_next)
+
+    def _critic_loss(self, params, hp, batch, target):
+        """One critic's share of TF-Agents' critic loss: 0.5 x (batch mean of the squared TD
+        error + its L2); the 0.5 is critic_loss_weight."""
+        td = self._q(params, batch["obs"], batch["action"], hp) - target
+        l2 = l2_penalty(self.critic.spec, params, hp.weight_decay)
+        return CRITIC_LOSS_WEIGHT * (jnp.square(td).mean() + l2)
+
+    def _alpha_loss(self, log_alpha, logp, hp):
+        """-log alpha * mean(log pi + target entropy), target entropy -target_entropy_scale * |A|."""
+        target_entropy = -hp.target_entropy_scale * self.action_dim
+        return -log_alpha * jax.lax.stop_gradient(logp + target_entropy).mean()
 
     # -- run --------------------------------------------------------------------------------
     def init(self, key, hp: SACHParams) -> SACState:
@@ -176,7 +230,7 @@ class SAC(Agent):
         key, k_random, k_policy, k_env, k_train = jax.random.split(state.key, 5)
         warm = t * self.env.num_envs < self.static.learning_starts
         random = jax.random.uniform(k_random, (self.env.num_envs, self.action_dim), minval=-1.0, maxval=1.0)
-        policy, _ = self._sample(k_policy, state.actor_params, state.obs)
+        policy, _ = self._sample(k_policy, state.actor_params, state.obs, hp)
         action = jnp.where(warm, random, policy)
         env_state, obs, reward, terminated, _, info = self.env.step(
             k_env, state.env_state, to_env_action(action, self.env.action_space))
@@ -196,7 +250,7 @@ class SAC(Agent):
         return jax.lax.cond(since >= 0, train, lambda s: s, state)
 
     def _update(self, state: SACState, hp, t, step, key):
-        k_sample, k_next, k_pi, k_actor, *k_critics = jax.random.split(key, 4 + NUM_CRITICS)
+        k_sample, k_next, k_pi, k_alpha, k_actor, *k_critics = jax.random.split(key, 5 + NUM_CRITICS)
         batch = replay.sample(k_sample, state.buffer, t + 1, self.static.batch_size)
         s_actor, s_critic = self.sparsities(hp)
         hp_actor, hp_critic = hp.sparse(s_actor), hp.sparse(s_critic)
@@ -204,40 +258,31 @@ class SAC(Agent):
         alpha = jnp.exp(state.log_alpha)
 
         # critics: soft Bellman target from the target critics
-        next_action, next_logp = self._sample(k_next, state.actor_params, batch["next_obs"])
-        next_q = self._min_q(state.target_params, batch["next_obs"], next_action)
-        target = batch["reward"] + hp.gamma * (1.0 - batch["terminated"]) * (next_q - alpha * next_logp)
-        target = jax.lax.stop_gradient(target)
-
-        def critic_loss(params):
-            td = self._q(params, batch["obs"], batch["action"]) - target
-            return jnp.square(td).mean() + l2_penalty(self.critic.spec, params, hp.weight_decay)
-
+        target = self._td_target(k_next, hp, state.actor_params, state.target_params, batch, alpha)
+        critic_grad = jax.grad(lambda p: self._critic_loss(p, hp, batch, target))
         critic_params, critic_opt, critic_masks = [], [], []
         for i in range(NUM_CRITICS):
             p = sp.apply_masks(state.critic_params[i], state.critic_masks[i])  # dense gradient at masked params
             p, o, m = masked_update(k_critics[i], self.critic, hp_critic, step, tx, p, state.critic_opt[i],
-                                    state.critic_masks[i], jax.grad(critic_loss)(p))
+                                    state.critic_masks[i], critic_grad(p))
             critic_params.append(p)
             critic_opt.append(o)
             critic_masks.append(m)
 
         # actor: maximise min Q - alpha log pi with the updated critics
         def actor_loss(params):
-            action, logp = self._sample(k_pi, params, batch["obs"])
-            q = self._min_q(critic_params, batch["obs"], action)
-            loss = (alpha * logp - q).mean() + l2_penalty(self.actor.spec, params, hp.weight_decay)
-            return loss, logp
+            action, logp = self._sample(k_pi, params, batch["obs"], hp)
+            q = self._min_q(critic_params, batch["obs"], action, hp)
+            return (alpha * logp - q).mean() + l2_penalty(self.actor.spec, params, hp.weight_decay)
 
         ap = sp.apply_masks(state.actor_params, state.actor_masks)
-        grads, logp = jax.grad(actor_loss, has_aux=True)(ap)
+        grads = jax.grad(actor_loss)(ap)
         ap, actor_opt, actor_masks = masked_update(k_actor, self.actor, hp_actor, step, tx, ap,
                                                    state.actor_opt, state.actor_masks, grads)
 
-        # temperature
-        target_entropy = -hp.target_entropy_scale * self.action_dim
-        entropy_gap = jax.lax.stop_gradient(logp + target_entropy).mean()
-        alpha_grad = jax.grad(lambda la: -la * entropy_gap)(state.log_alpha)
+        # temperature, on a fresh sample of the updated actor (TF-Agents: alpha_loss after the actor step)
+        _, logp = self._sample(k_alpha, ap, batch["obs"], hp)
+        alpha_grad = jax.grad(self._alpha_loss)(state.log_alpha, logp, hp)
         updates, alpha_opt = _alpha_optimizer(hp).update(alpha_grad, state.alpha_opt, state.log_alpha)
         log_alpha = jnp.where(hp.autotune, optax.apply_updates(state.log_alpha, updates), state.log_alpha)
         alpha_opt = jax.tree.map(lambda n, o: jnp.where(hp.autotune, n, o), alpha_opt, state.alpha_opt)
@@ -254,7 +299,7 @@ class SAC(Agent):
     # -- evaluation -------------------------------------------------------------------------
     def eval_policy(self, state: SACState, hp):
         def policy(key, obs):
-            mean, _ = self._policy(state.actor_params, obs)
+            mean, _ = self._policy(state.actor_params, obs, hp)
             return to_env_action(jnp.tanh(mean), self.env.action_space)
         return policy
 
@@ -263,7 +308,7 @@ class SAC(Agent):
         returns = self.evaluation_returns(state, hp, k_eval)
         rows = jnp.minimum(t, self.capacity)
         batch = replay.sample(k_states, state.buffer, rows, self.static.dormant_batch)
-        sa = jnp.concatenate([batch["obs"], batch["action"]], axis=-1)
+        sa = self._critic_input(batch["obs"], batch["action"], hp)
         s_actor, s_critic = self.sparsities(hp)
         hp_critic = hp.sparse(s_critic)
         metrics = actor_critic_metrics(
