@@ -16,6 +16,7 @@ from purejaxsparse.agents.actor_critic import (NETWORK_METRICS, RunningStats, ga
 from purejaxsparse.agents.base import METRICS
 from purejaxsparse.config import plan_sweep
 from purejaxsparse.hparams import ConfigError
+from test_report_agents import check_per_network_report
 
 BASE = ["run", "env", "agent", "method", "sparsity", "seed", "step", *METRICS]
 
@@ -62,8 +63,9 @@ def _check_compiles_once_and_keeps_schema(out, plan, traces):
     last = results[results.step == results.step.max()].set_index("run")
     assert (last.active_params == runs.set_index("run").active_params).all()  # predicted final count
     assert (last.active_params == last.active_params_actor + last.active_params_critic).all()
-    from purejaxsparse.analysis.report import write_report
-    assert write_report(out, reps=100).exists()
+    # the report: per-network summary columns and figures, and the swept per-network settings as groups
+    summary = check_per_network_report(out, group_cols=("actor_sparsity", "critic_sparsity", "actor_param_fraction"))
+    assert len(summary) == plan.num_runs and (summary.n_runs == 1).all()
 
 
 def _check_each_network_hits_its_own_target(out, plan):

@@ -86,8 +86,11 @@ class Style:
         self.vcols = [c for c in group_cols if c not in AXES and c in table.columns]
         self.bias = "use_bias" in group_cols and not bias_in_panels and not levels
         self.bias_panels = "use_bias" in group_cols and bias_in_panels
-        variants = sorted({self.variant(r) for _, r in table.iterrows()}, key=str) if self.vcols else [()]
-        self.variants = {v: i for i, v in enumerate(variants)}
+        # variants with a value: a marker each (10 shapes, then hollow); all-None ("does not
+        # apply", e.g. dense's actor_sparsity) gets none
+        variants = {self.variant(r) for _, r in table.iterrows()} if self.vcols else set()
+        self.variants = {v: i for i, v in enumerate(sorted((v for v in variants if any(x is not None for x in v)),
+                                                           key=str))}
         self.levels = {lvl: _LEVEL_STYLES[i % len(_LEVEL_STYLES)] for i, lvl in enumerate(levels)}
         self.level_label = level_label
 
@@ -104,15 +107,21 @@ class Style:
     def sort_key(self, key: tuple):
         return (method_rank(key[0]), key[1], str(key[2]))
 
+    def marker(self, var: tuple) -> dict:
+        """marker and markerfacecolor of a variant (none for no variant)."""
+        if var not in self.variants:
+            return dict(marker=None, markerfacecolor=None)
+        i = self.variants[var]
+        return dict(marker=_MARKERS[i % len(_MARKERS)], markerfacecolor="none" if (i // len(_MARKERS)) % 2 else None)
+
     def line(self, key: tuple, level: Any = None) -> dict:
-        """matplotlib keywords of a line: color, linestyle, marker (None without variants)."""
+        """matplotlib keywords of a line: color, linestyle, marker, markerfacecolor."""
         method, off, var = key
         if level is not None and self.levels:
             ls = "-" if method == METHODS[0] else self.levels.get(level, "-")
         else:
             ls = "--" if off else "-"
-        marker = _MARKERS[self.variants.get(var, 0) % len(_MARKERS)] if self.vcols else None
-        return dict(color=method_color(method), linestyle=ls, marker=marker)
+        return dict(color=method_color(method), linestyle=ls, **self.marker(var))
 
     def hatch(self, key: tuple) -> str | None:
         _, off, var = key
@@ -140,10 +149,12 @@ class Style:
             handles += [Line2D([], [], color="dimgray", lw=1.6, linestyle=ls, label=self.level_label(lvl))
                         for lvl, ls in self.levels.items()]
             if self.vcols:
-                handles += [Line2D([], [], color="dimgray", lw=0, marker=_MARKERS[i % len(_MARKERS)],
-                                   label=self.variant_text(v)) for v, i in self.variants.items()]
+                handles += [Line2D([], [], color="dimgray", lw=0, **self.marker(v), label=self.variant_text(v))
+                            for v in self.variants]
         longest = max(len(h.get_label()) for h in handles)
         ncol = max(1, min(6, len(handles), int(fig.get_figwidth() / (0.9 + 0.075 * longest))))
+        rows = -(-len(handles) // ncol)
+        fig.set_figheight(fig.get_figheight() + 0.22 * max(0, rows - 2))  # a long legend adds height, not squeezes the axes
         fig.legend(handles=handles, loc="outside lower center", ncol=ncol, frameon=False)
 
 

@@ -98,21 +98,26 @@ def plot_score_vs_sparsity(summary: pd.DataFrame, path: str | Path, value: str =
                     ax.axhline(level, color=sty["color"], linestyle=sty["linestyle"], lw=1.6)
                     ax.axhspan(low, high, color=sty["color"], alpha=0.10, lw=0)
                     if sty["marker"]:  # the variant's marker along the level
-                        ax.plot(xs_all, [level] * len(xs_all), lw=0, marker=sty["marker"], color=sty["color"], ms=5)
+                        ax.plot(xs_all, [level] * len(xs_all), lw=0, color=sty["color"], ms=5,
+                                marker=sty["marker"], markerfacecolor=sty["markerfacecolor"])
                 continue
             x = dodge(g["sparsity"].to_numpy(float), moving.index(k), len(moving))
             err = np.clip([y - lo, hi - y], 0, None)
-            ax.errorbar(x, y, yerr=err, color=sty["color"], linestyle=sty["linestyle"], marker=sty["marker"] or "o",
-                        ms=5, lw=1.8, elinewidth=1.2, capsize=3)
+            look = dict(color=sty["color"], linestyle=sty["linestyle"], marker=sty["marker"] or "o",
+                        markerfacecolor=sty["markerfacecolor"], ms=5, lw=1.8)
+            if np.nan_to_num(err).any():
+                ax.errorbar(x, y, yerr=err, elinewidth=1.2, capsize=3, **look)
+            else:  # single runs: CI = the point, no bar to draw
+                ax.plot(x, y, **look)
             if len(g) > 1:
-                ax.fill_between(x, lo, hi, color=sty["color"], alpha=0.12, lw=0)
+                ax.fill_between(x, lo, hi, color=sty["color"], alpha=0.08, lw=0)
         sparsity_axis(ax, xs_all)
         if len(xs_all) == 1:
             ax.margins(x=0.15)  # room beside the side-by-side error bars
         _finish(ax, title, "Sparsity (% of weights removed)", "Normalised final return" if pre else "Final return")
     n = df["n_scored"] if "n_scored" in df.columns else None
     seeds = "" if n is None else (f" over {int(n.min())}-{int(n.max())} seeds" if n.min() != n.max()
-                                  else f" over {int(n.iloc[0])} seeds")
+                                  else f" over {int(n.iloc[0])} seed" + ("s" if n.iloc[0] != 1 else ""))
     fig.suptitle(f"{agent_prefix(df)}final return vs sparsity: IQM{seeds}, 95% bootstrap CI (bars, bands); "
                  f"dense as a line with its CI band")
     style.legend(fig, set(keys))

@@ -190,6 +190,8 @@ def _html(out_dir: Path, config: Mapping[str, Any], runs: pd.DataFrame, summary:
     swept = ("; ".join(f"{esc(str(k))} = {esc(values(v))}" for k, v in sweep.items())
              if isinstance(sweep, Mapping) else esc(str(sweep)))
     cols = st.summary_group_columns(summary) + [c for c in _HTML_COLS if c in summary.columns]
+    cols += [c for c in summary.columns if c.startswith(tuple(f"final_{m}" for m in st.FINAL_METRICS))
+             and c not in cols]  # per network
     table = (summary[cols].to_html(index=False, classes="summary", border=0, formatters={c: _fmt_cell for c in cols})
              if len(summary) else "<p>No groups.</p>")
     left_out = (f"<p class='incomplete'>{len(diverged)} diverged run(s) left out of IQM/CI "

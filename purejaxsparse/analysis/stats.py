@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 BASE_GROUP_COLUMNS = ("env", "agent", "method", "sparsity")
 RUN_META_COLUMNS = ("env", "agent", "method", "sparsity", "seed")
 CI_SIZE = 0.95
+FINAL_METRICS = ("actual_sparsity", "dormant_frac")
+"""Per-evaluation metrics whose last value per run is kept as ``final_<column>``."""
 
 __all__ = [
     "expected_evals",
@@ -81,7 +83,8 @@ def final_scores(
 
     Columns: the run's metadata (from ``runs`` when given, else from ``results``), ``n_evals``
     (evaluations present), ``last_step``, ``k`` (evaluations averaged), ``final_score``, the
-    last evaluation's ``actual_sparsity``/``dormant_frac`` when present, ``diverged`` and,
+    last evaluation's ``actual_sparsity``/``dormant_frac`` (and per-network ``..._actor``,
+    ``..._critic``) as ``final_*`` when present, ``diverged`` and,
     with ``n_expected``, ``complete`` (n_evals >= n_expected). Runs listed in ``runs`` without
     any evaluation get ``n_evals = 0`` and a NaN score.
     """
@@ -101,8 +104,8 @@ def final_scores(
     )
     per_run["k"] = _window(per_run["n_evals"].to_numpy(), frac)
     last = g.tail(1).set_index("run")
-    for col in ("actual_sparsity", "dormant_frac"):
-        if col in last.columns:
+    for col in last.columns:
+        if col.startswith(FINAL_METRICS):  # also the per-network columns, e.g. dormant_frac_critic
             per_run[f"final_{col}"] = last[col]
     per_run = per_run.reset_index()
 
@@ -252,8 +255,8 @@ def summarize(
     evaluated step over the group's scored runs), ``mean``, ``std``, ``iqm``, ``ci_low``,
     ``ci_high``, ``ci_note`` ("single run: CI = point estimate" where it applies),
     ``dense_reference`` and ``norm_mean``, ``norm_iqm``, ``norm_ci_low``, ``norm_ci_high``
-    (divided by the dense mean of the env, NaN where not positive), plus the mean final
-    ``actual_sparsity``/``dormant_frac`` and ``active_params`` when present. Every group's
+    (divided by the dense mean of the env, NaN where not positive), plus the means of the
+    ``final_*`` metrics of :func:`final_scores` (per network too) and ``active_params``. Every group's
     bootstrap is seeded with ``seed``, so rows do not depend on which other groups exist.
     """
     n_exp = expected_evals(config)
@@ -293,7 +296,8 @@ def summarize(
         row["dense_reference"] = ref
         for name in ("mean", "iqm", "ci_low", "ci_high"):
             row[f"norm_{name}"] = row[name] / ref if ok else np.nan
-        for col in ("final_actual_sparsity", "final_dormant_frac", "active_params", "total_params"):
+        finals = [c for c in grp.columns if c.startswith(tuple(f"final_{m}" for m in FINAL_METRICS))]
+        for col in finals + ["active_params", "total_params"]:
             if col in grp.columns:
                 row[col] = pd.to_numeric(grp[col], errors="coerce").mean()
         rows.append(row)
