@@ -86,3 +86,23 @@ def test_make_hparams_checks_the_pruning_schedule():
         pjs.make_hparams({**config, "method_defaults": {}}, method="prune", end=1000)  # agent default start 20k
     hp = pjs.make_hparams(config, method="prune")  # the config's own prune start (200) is below end
     assert int(hp.start) == 200
+
+
+def test_run_and_resume_end_with_the_report(tmp_path, capsys):
+    """A completed sweep prints its summary (with the diverged-run count) and writes its report;
+    --no-report leaves it out; resuming a complete sweep writes it too."""
+    path, out = tmp_path / "c.yaml", tmp_path / "out"
+    path.write_text(yaml.safe_dump(tiny_sweep_config(sweep={"seed": 1, "method": ["dense", "rigl"]})))
+    index = out / "report" / "index.html"
+    assert main(["run", str(path), "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == f"report:  {index}" and index.is_file()
+    assert "src='learning_curves.png'" in index.read_text()
+    assert any(line.startswith("diverged runs: ") for line in printed)
+    for png in (out / "report").glob("*"):
+        png.unlink()
+    assert main(["resume", str(out), "--no-progress", "--no-report"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"report:  purejaxsparse report {out}"
+    assert not index.exists()
+    assert main(["resume", str(out), "--no-progress"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"report:  {index}" and index.is_file()
