@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from .sparse import DISTRIBUTIONS, METHODS, SparseHParams
+from .sparse import DISTRIBUTIONS, METHODS, START_MODES, SparseHParams
 
 
 class ConfigError(ValueError):
@@ -118,10 +118,14 @@ class SparseFields:
     distribution: jax.Array = hfield("choice", "erk", "layer distribution", choices=DISTRIBUTIONS)
     drop_fraction: jax.Array = hfield("float", 0.5, "SET/RigL initial drop fraction", low=0.0, high=1.0)
     update_interval: jax.Array = hfield("int", 1000, "optimizer steps between mask updates", low=1)
-    start: jax.Array = hfield("int", 0, "prune t0; static/SET/RigL: dense until start", low=0)
+    start: jax.Array = hfield("int", 0, "prune t0; static/SET/RigL: see start_mode", low=0)
     end: jax.Array = hfield("int", 75_000, "last optimizer step at which masks change", low=0)
     sparse_init: jax.Array = hfield("bool", True, "sparsity-aware initialisation")
     use_bias: jax.Array = hfield("bool", True, "False puts a zero mask on every bias")
+    start_mode: jax.Array = hfield(
+        "choice", "delay_updates", "static/SET/RigL with start > 0: delay_updates (sparse from init, "
+        "topology updates from start; JaxPruner) or dense_then_cut (dense until start, then a "
+        "magnitude cut)", choices=START_MODES)
 
     def sparse(self, sparsity=None) -> SparseHParams:
         """SparseHParams of this run (optionally with another sparsity, e.g. per network)."""
@@ -129,7 +133,7 @@ class SparseFields:
             method=self.method, sparsity=self.sparsity if sparsity is None else sparsity,
             distribution=self.distribution, drop_fraction=self.drop_fraction,
             update_interval=self.update_interval, start=self.start, end=self.end,
-            sparse_init=self.sparse_init, use_bias=self.use_bias)
+            sparse_init=self.sparse_init, use_bias=self.use_bias, start_mode=self.start_mode)
 
 
 def make_hparams(cls, values: dict | None = None, **overrides):

@@ -67,7 +67,7 @@ def test_no_two_seeds_share_a_mask(tiny_mlp, sweep):
 
 def test_start_after_zero_means_dense_until_cut(tiny_mlp):
     _, params, spec = tiny_mlp
-    hp = sp.SparseHParams.make("rigl", 0.9, start=100)
+    hp = sp.SparseHParams.make("rigl", 0.9, start=100, start_mode="dense_then_cut")
     _, masks = sp.init_sparse(jax.random.PRNGKey(0), spec, params, hp)
     assert all(bool(m.all()) for m in spec.kernel_leaves(masks))
 
@@ -85,22 +85,32 @@ def test_dense_width_masks_whole_units_and_matches_budget():
     net = MLP(hidden=(64, 64), out_dim=2)
     params = net.init(jax.random.PRNGKey(0), jnp.zeros((1, 4)))
     spec = sp.SparseSpec.from_params(params)
+    n_kernels, n_biases = 4 * 64 + 64 * 64 + 64 * 2, 64 + 64 + 2
     for s in (0.5, 0.8, 0.9, 0.98):
-        hp = sp.SparseHParams.make("dense_width", s)
-        p, masks = sp.init_sparse(jax.random.PRNGKey(1), spec, params, hp)
-        k0, k1, k2 = [np.asarray(m) for m in spec.kernel_leaves(masks)]
-        u = int(k0[0].sum())  # units kept in hidden layer 1
-        assert k0[:, :u].all() and not k0[:, u:].any()
-        assert k1[:u, :u].all() and not k1[u:].any() and not k1[:, u:].any()
-        assert k2[:u].all() and not k2[u:].any()
-        count = 4 * u + u * u + u * 2
-        budget = (1 - s) * spec.num_kernel_params
-        assert count <= budget < 4 * (u + 1) + (u + 1) ** 2 + (u + 1) * 2  # largest width that fits
-        b0 = np.asarray(masks["params"]["layer_0"]["bias"])
-        assert b0[:u].all() and not b0[u:].any()
-        # the removed units are counted as missing, not as dormant
-        units = sp.hidden_unit_masks(spec, hp)
-        assert int(units[0].sum()) == u
+        for use_bias in (True, False):
+            hp = sp.SparseHParams.make("dense_width", s, use_bias=use_bias)
+            p, masks = sp.init_sparse(jax.random.PRNGKey(1), spec, params, hp)
+            k0, k1, k2 = [np.asarray(m) for m in spec.kernel_leaves(masks)]
+            u = int(k0[0].sum())  # units kept in hidden layer 1
+            assert k0[:, :u].all() and not k0[:, u:].any()
+            assert k1[:u, :u].all() and not k1[u:].any() and not k1[:, u:].any()
+            assert k2[:u].all() and not k2[u:].any()
+
+            # the original counts biases on both sides (get_total_params: mask sum + bias size)
+            def count(v):
+                return 4 * v + v * v + v * 2 + (v + v + 2 if use_bias else 0)
+            budget = (1 - s) * n_kernels + (n_biases if use_bias else 0)
+            assert count(u) <= budget < count(u + 1)  # largest width that fits
+            b0 = np.asarray(masks["params"]["layer_0"]["bias"])
+            assert b0[:u].all() == use_bias and not b0[u:].any()
+            # the removed units are counted as missing, not as dormant
+            units = sp.hidden_unit_masks(spec, hp)
+            assert int(units[0].sum()) == u
+    # worked by hand at 90%: budget 448 + 130 = 578; u^2 + 8u + 2 is 562 at u = 20, 611 at 21.
+    # Kernels only (use_bias off): u^2 + 6u <= 448 gives 18.
+    for use_bias, want in ((True, 20), (False, 18)):
+        hp = sp.SparseHParams.make("dense_width", 0.9, use_bias=use_bias)
+        assert int(sp.hidden_unit_masks(spec, hp)[0].sum()) == want
 
 
 def test_dense_width_on_cnn_follows_flatten():
@@ -115,10 +125,13 @@ def test_dense_width_on_cnn_follows_flatten():
     kept_channels = conv3[0, 0, 0]  # channels of layer 2 that exist
     rep = spec.in_repeat[3]
     assert rep * 64 == fc.shape[0]
+    assert 0 < kept_channels.sum() < 64
     rows_alive = fc.any(axis=1)
     np.testing.assert_array_equal(rows_alive, np.tile(kept_channels, rep))
     total = sum(int(m.sum()) for m in spec.kernel_leaves(masks))
-    assert total <= 0.2 * spec.num_kernel_params
+    biases = sum(int(np.asarray(m).sum()) for m in jax.tree.leaves(masks) if np.asarray(m).ndim == 1)
+    budget = 0.2 * spec.num_kernel_params + sum(s[-1] for s in spec.shapes)
+    assert 0.9 * budget < total + biases <= budget  # nearly all the budget used, none exceeded
 
 
 @pytest.mark.parametrize("use_bias", [True, False])

@@ -28,12 +28,27 @@ def test_cosine_drop_fraction():
                                f0 / 2 * (1 + np.cos(np.pi * t / T)), atol=1e-6)
 
 
+def _rigl_is_update_iter(step, update_freq, last_update_step):
+    """rigl/rigl_tf2/mask_updaters.py UpdateSchedule.is_update_iter, transcribed."""
+    if last_update_step < 0:
+        valid = True
+    elif last_update_step == 0:
+        valid = False
+    else:
+        valid = step <= last_update_step
+    return valid and step % update_freq == 0
+
+
 def test_update_predicate():
     steps = jnp.arange(0, 60)
+    # start 0: the original's rule, step 0 (before any training) included
+    for freq, last in ((10, 50), (25, 50), (7, 40)):
+        want = [t for t in range(60) if _rigl_is_update_iter(t, freq, last)]
+        got = np.flatnonzero(np.asarray(sp.is_update_step(steps, 0, last, freq))).tolist()
+        assert got[0] == 0
+        assert got == want or got == want + [last]  # plus t == end when off the grid
     got = np.asarray(sp.is_update_step(steps, 10, 45, 10))
-    assert np.flatnonzero(got).tolist() == [20, 30, 40, 45]  # after start, on the grid, and at end
-    got = np.asarray(sp.is_update_step(steps, 0, 50, 25))
-    assert np.flatnonzero(got).tolist() == [25, 50]
+    assert np.flatnonzero(got).tolist() == [10, 20, 30, 40, 45]  # from start, on the grid, and at end
     traced = jax.jit(jax.vmap(lambda i: sp.is_update_step(steps, 0, 30, i)))(jnp.array([10, 15]))
-    assert np.flatnonzero(np.asarray(traced[0])).tolist() == [10, 20, 30]
-    assert np.flatnonzero(np.asarray(traced[1])).tolist() == [15, 30]
+    assert np.flatnonzero(np.asarray(traced[0])).tolist() == [0, 10, 20, 30]
+    assert np.flatnonzero(np.asarray(traced[1])).tolist() == [0, 15, 30]

@@ -22,19 +22,21 @@ def random_like(key, tree):
 
 
 def train_loop(spec, hp, params, masks, steps, key):
-    """Adam steps on random gradients with a mask update check after each; returns history."""
+    """`steps` Adam steps on random gradients, each preceded by the scheduled mask update at
+    t = steps done (as the agents and rigl's train steps do); counts[t]: active kernel weights
+    per layer after the update at t."""
     opt = TX.init(params)
 
     def body(carry, t):
         params, opt, masks = carry
         k = jax.random.fold_in(key, t)
         grads = random_like(k, params)
-        params, opt = sp.masked_apply_gradients(TX, params, opt, grads, masks)
         params, opt, masks = sp.maybe_update_masks(k, spec, hp, t, params, opt, masks, grads)
+        params, opt = sp.masked_apply_gradients(TX, params, opt, grads, masks)
         counts = jnp.stack([m.sum() for m in spec.kernel_leaves(masks)])
         return (params, opt, masks), counts
 
-    (params, opt, masks), counts = jax.lax.scan(body, (params, opt, masks), jnp.arange(1, steps + 1))
+    (params, opt, masks), counts = jax.lax.scan(body, (params, opt, masks), jnp.arange(steps))
     return params, opt, masks, counts
 
 
@@ -107,29 +109,28 @@ def test_prune_follows_polynomial_and_freezes_after_end(tiny_mlp):
     params, masks = sp.init_sparse(jax.random.PRNGKey(0), spec, params, hp)
     steps = 70
     _, _, masks, counts = jax.jit(lambda p, m: train_loop(spec, hp, p, m, steps, jax.random.PRNGKey(1)))(params, masks)
-    counts = np.asarray(counts)  # [steps, L], after step t = 1..steps
+    counts = np.asarray(counts)  # [steps, L], after the update at t = 0..steps-1
     final = np.asarray(sp.layer_sparsities(spec.shapes, sf, "erk"), np.float32)
     sizes = np.array(spec.sizes, np.float32)
     expected = sizes.copy()
-    for t in range(1, steps + 1):
+    for t in range(steps):
         if start < t <= end and ((t - start) % interval == 0 or t == end):
             p = np.float32(min(max((t - start) / (end - start), 0), 1))
             s_t = final * np.float32(1 - (1 - p) ** 3)
             expected = np.round((np.float32(1) - s_t) * sizes).astype(np.int64)
-        np.testing.assert_array_equal(counts[t - 1], expected, err_msg=f"step {t}")
-    assert np.all(counts[end - 1:] == counts[end - 1])  # frozen after end
+        np.testing.assert_array_equal(counts[t], expected, err_msg=f"step {t}")
+    assert np.all(counts[end:] == counts[end])  # frozen after end
     np.testing.assert_array_equal(counts[-1], np.asarray(sp.active_counts(spec.shapes, final)))
 
 
 @pytest.mark.parametrize("method", ["static", "rigl"])
 def test_cut_at_start_is_by_magnitude(tiny_mlp, method):
     _, params, spec = tiny_mlp
-    hp = sp.SparseHParams.make(method, 0.9, start=8, end=100, update_interval=4)
+    hp = sp.SparseHParams.make(method, 0.9, start=8, end=100, update_interval=4, start_mode="dense_then_cut")
     params, masks = sp.init_sparse(jax.random.PRNGKey(0), spec, params, hp)
-    p7, opt7, m7, counts = jax.jit(lambda p, m: train_loop(spec, hp, p, m, 7, jax.random.PRNGKey(1)))(params, masks)
-    assert np.all(np.asarray(counts) == np.array(spec.sizes))  # dense until start
-    grads = random_like(jax.random.PRNGKey(2), p7)
-    p8, opt8 = apply_grads(TX, p7, opt7, grads, m7)
+    p8, opt8, m7, counts = jax.jit(lambda p, m: train_loop(spec, hp, p, m, 8, jax.random.PRNGKey(1)))(params, masks)
+    assert np.all(np.asarray(counts) == np.array(spec.sizes))  # dense through the first 8 steps
+    grads = random_like(jax.random.PRNGKey(2), p8)
     _, _, m8 = maybe_update(jax.random.PRNGKey(3), spec, hp, 8, p8, opt8, m7, grads)
     want_counts = np.asarray(sp.active_counts(spec.shapes, sp.layer_sparsities(spec.shapes, 0.9)))
     for l, (w, m) in enumerate(zip(spec.kernel_leaves(p8), spec.kernel_leaves(m8))):
@@ -137,6 +138,49 @@ def test_cut_at_start_is_by_magnitude(tiny_mlp, method):
         assert m.sum() == want_counts[l]
         if 0 < m.sum() < m.size:
             assert w[m].min() >= w[~m].max()
+
+
+@pytest.mark.parametrize("method", ["static", "set", "rigl"])
+def test_delay_updates_is_sparse_from_init_and_changes_from_start(tiny_mlp, method):
+    """JaxPruner's reading of `start` (Ganaie et al.): the random sparse mask exists from
+    initialisation, and SET/RigL first change it at t == start."""
+    _, params, spec = tiny_mlp
+    start = 8
+    hp = sp.SparseHParams.make(method, 0.9, start=start, end=100, update_interval=4, drop_fraction=0.5)
+    p0, m0 = sp.init_sparse(jax.random.PRNGKey(0), spec, params, hp)
+    want_counts = np.asarray(sp.active_counts(spec.shapes, sp.layer_sparsities(spec.shapes, 0.9)))
+    np.testing.assert_array_equal([int(np.asarray(m).sum()) for m in spec.kernel_leaves(m0)], want_counts)
+
+    def masks_after(steps):
+        return jax.jit(lambda p, m: train_loop(spec, hp, p, m, steps, jax.random.PRNGKey(1)))(p0, m0)[2]
+
+    before, at = masks_after(start), masks_after(start + 1)  # updates at t <= 7, then t <= 8
+    hidden = lambda m: np.asarray(spec.kernel_leaves(m)[1])  # noqa: E731
+    np.testing.assert_array_equal(hidden(before), hidden(m0))  # no change before start
+    assert np.array_equal(hidden(at), hidden(m0)) == (method == "static")
+
+
+@pytest.mark.parametrize("method", ["set", "rigl"])
+def test_masks_change_at_step_zero_with_the_full_drop_fraction(tiny_mlp, method):
+    """rigl's schedule updates SET/RigL masks at train step 0, before any training, with the
+    cosine drop fraction at 0, i.e. f0 itself."""
+    _, params, spec = tiny_mlp
+    f0 = 0.5
+    hp = sp.SparseHParams.make(method, 0.8, drop_fraction=f0, update_interval=1000, end=75_000)
+    params, masks = sp.init_sparse(jax.random.PRNGKey(0), spec, params, hp)
+    grads = random_like(jax.random.PRNGKey(1), params)
+    _, _, new = maybe_update(jax.random.PRNGKey(2), spec, hp, 0, params, TX.init(params), masks, grads)
+    for l, (m, w, g, nm) in enumerate(zip(*(spec.kernel_leaves(t) for t in (masks, params, grads, new)))):
+        nnz = int(np.asarray(m).sum())
+        n_drop = int(np.floor(np.float32(f0) * nnz))
+        _, keep = numpy_drop_grow(m, w, np.abs(np.asarray(g)), n_drop)
+        nm = np.asarray(nm).ravel()
+        if method == "rigl":
+            want, _ = numpy_drop_grow(m, w, np.abs(np.asarray(g)), n_drop)
+            np.testing.assert_array_equal(nm, want, err_msg=f"layer {l}")
+        assert np.all(nm[keep]) and int((nm & ~keep).sum()) == n_drop
+        if n_drop and np.asarray(m).sum() < np.asarray(m).size:
+            assert not np.array_equal(nm, np.asarray(m).ravel())
 
 
 def test_masked_weights_stay_zero_through_adam_and_weight_decay(tiny_mlp):

@@ -46,18 +46,29 @@ class SparseNetwork:
 
 def masked_update(key, net: SparseNetwork, hp: sp.SparseHParams, grad_step, tx, params, opt_state,
                   masks, grads):
-    """One optimizer step keeping masked weights at zero, then the scheduled mask update.
+    """The scheduled mask update, then one optimizer step keeping masked weights at zero.
 
-    grads: dense gradient w.r.t. the masked params; grad_step: optimizer steps done after this
-    one (the unit of update_interval/start/end).
+    grads: dense gradient w.r.t. the masked params on this step's batch; grad_step: this
+    optimizer step's number, counting from 1 (the unit of update_interval/start/end). As in
+    rigl's train steps, the mask updater runs first, at counter grad_step - 1 (so at 0, before
+    any training, too) on the current weights and this batch's gradient, then the gradient is
+    applied under the new mask.
     """
+    params, opt_state, masks = sp.maybe_update_masks(key, net.spec, hp, grad_step - 1, params,
+                                                     opt_state, masks, grads)
     params, opt_state = sp.masked_apply_gradients(tx, params, opt_state, grads, masks)
-    return sp.maybe_update_masks(key, net.spec, hp, grad_step, params, opt_state, masks, grads)
+    return params, opt_state, masks
 
 
-def l2_penalty(spec: sp.SparseSpec, params, weight_decay):
-    """Keras-style L2 on kernels only: weight_decay * sum(w^2) (biases are not decayed)."""
-    return weight_decay * sum(jnp.sum(jnp.square(k)) for k in spec.kernel_leaves(params))
+def l2_penalty(spec: sp.SparseSpec, params, weight_decay, output_layer: bool = True):
+    """Keras-style L2 on kernels only: weight_decay * sum(w^2) (biases are not decayed).
+
+    output_layer=False leaves the last kernel out (TF-Agents' classic-control Q-network has no
+    regularizer on its output layer).
+    """
+    kernels = spec.kernel_leaves(params)
+    kernels = kernels if output_layer else kernels[:-1]
+    return weight_decay * sum(jnp.sum(jnp.square(k)) for k in kernels)
 
 
 def network_metrics(net: SparseNetwork, params, masks, hp: sp.SparseHParams, states, tau) -> dict:

@@ -5,8 +5,9 @@ Typical use inside an agent (one run; vmap it for a sweep):
     spec = SparseSpec.from_params(params_shapes, inits=...)
     params, masks = init_sparse(key, spec, params, hp)
     grads = jax.grad(loss)(params)                       # params are masked: dense gradient
-    params, opt = masked_apply_gradients(tx, params, opt, grads, masks)
     params, opt, masks = maybe_update_masks(key, spec, hp, step, params, opt, masks, grads)
+    params, opt = masked_apply_gradients(tx, params, opt, grads, masks)
+    step += 1                                            # optimizer steps done
 """
 
 import functools
@@ -15,13 +16,14 @@ import jax
 
 from .batching import cond_any
 from .distributions import active_counts, layer_sparsities
-from .hparams import (DISTRIBUTIONS, METHODS, SparseHParams, distribution_id, method_id)
+from .hparams import (DISTRIBUTIONS, METHODS, START_MODES, SparseHParams, distribution_id, method_id,
+                      start_mode_id)
 from .init import init_kernels, init_params, masked_fans, variance_scaling
 from .masks import (apply_masks, hidden_unit_masks, init_masks, matched_width, top_k_mask,
                     width_param_count)
-from .measure import active_params, dormant_fraction, kernel_sparsity
+from .measure import active_params, dormant_fraction, existing_entries, gradient_snr, kernel_sparsity
 from .schedules import cosine_drop_fraction, is_update_step, polynomial_sparsity
-from .spec import (GLOROT_UNIFORM, HE_TRUNCATED_NORMAL, SPARSITY_AWARE, InitSpec, SparseSpec)
+from .spec import (GLOROT_UNIFORM, HE_TRUNCATED_NORMAL, SPARSITY_AWARE, InitSpec, SparseSpec, uniform_init)
 from .updaters import (apply_mask_update, grown, mask_changes, masked_apply_gradients,
                        maybe_update_masks, reset_moments, update_masks)
 
@@ -35,13 +37,14 @@ def init_sparse(key, spec: SparseSpec, params, hp: SparseHParams):
 
 
 __all__ = [
-    "METHODS", "DISTRIBUTIONS", "SparseHParams", "method_id", "distribution_id",
+    "METHODS", "DISTRIBUTIONS", "START_MODES", "SparseHParams", "method_id", "distribution_id",
+    "start_mode_id",
     "layer_sparsities", "active_counts",
-    "SparseSpec", "InitSpec", "GLOROT_UNIFORM", "HE_TRUNCATED_NORMAL", "SPARSITY_AWARE",
+    "SparseSpec", "InitSpec", "GLOROT_UNIFORM", "HE_TRUNCATED_NORMAL", "SPARSITY_AWARE", "uniform_init",
     "init_masks", "init_params", "init_kernels", "init_sparse", "variance_scaling", "masked_fans",
     "top_k_mask", "apply_masks", "matched_width", "width_param_count", "hidden_unit_masks",
     "polynomial_sparsity", "cosine_drop_fraction", "is_update_step",
     "update_masks", "mask_changes", "maybe_update_masks", "apply_mask_update", "grown",
     "reset_moments", "masked_apply_gradients", "cond_any",
-    "active_params", "kernel_sparsity", "dormant_fraction",
+    "active_params", "kernel_sparsity", "dormant_fraction", "gradient_snr", "existing_entries",
 ]

@@ -16,8 +16,15 @@ METHODS = ("dense", "dense_width", "static", "set", "rigl", "prune")
 DISTRIBUTIONS = ("uniform", "er", "erk")
 """Per-layer sparsity distributions, in id order (`hp.distribution` holds the index)."""
 
+START_MODES = ("delay_updates", "dense_then_cut")
+"""What `start > 0` means for static/SET/RigL, in id order (`hp.start_mode` holds the index):
+delay_updates: sparse random mask from initialisation, topology updates begin at `start`
+(JaxPruner, which Ganaie et al. 2024 used); dense_then_cut: dense training until `start`, then
+each layer cut to its share by magnitude."""
+
 DENSE, DENSE_WIDTH, STATIC, SET, RIGL, PRUNE = range(len(METHODS))
 UNIFORM, ER, ERK = range(len(DISTRIBUTIONS))
+DELAY_UPDATES, DENSE_THEN_CUT = range(len(START_MODES))
 
 
 def _lookup(name, table: tuple[str, ...], what: str) -> int:
@@ -39,6 +46,11 @@ def distribution_id(name):
     return _lookup(name, DISTRIBUTIONS, "distribution")
 
 
+def start_mode_id(name):
+    """Integer id of a start mode ('dense_then_cut' -> 1); ids pass through unchanged."""
+    return _lookup(name, START_MODES, "start mode")
+
+
 @struct.dataclass
 class SparseHParams:
     """Traced per-run settings of the sparse-training method.
@@ -49,8 +61,10 @@ class SparseHParams:
     - distribution: id into DISTRIBUTIONS (how the target is shared among layers).
     - drop_fraction: SET/RigL initial drop fraction f0 of the cosine schedule.
     - update_interval: steps between mask updates (SET/RigL/prune).
-    - start: prune: t0 of the polynomial schedule. static/SET/RigL: train dense until `start`,
-      then cut each layer to its share by magnitude (0 = sparse from initialisation).
+    - start: prune: t0 of the polynomial schedule. static/SET/RigL: see start_mode.
+    - start_mode: id into START_MODES. delay_updates: the mask is sparse from initialisation
+      and SET/RigL change it from `start` on; dense_then_cut: dense until `start`, then a
+      one-off magnitude cut. The same when start == 0.
     - end: last step at which masks change (prune: t1); masks are frozen after it.
     - sparse_init: sparsity-aware initialisation of sparse-from-scratch layers.
     - use_bias: False puts a zero mask on every bias.
@@ -65,10 +79,12 @@ class SparseHParams:
     end: jnp.ndarray = struct.field(default_factory=lambda: jnp.int32(75_000))
     sparse_init: jnp.ndarray = struct.field(default_factory=lambda: jnp.bool_(True))
     use_bias: jnp.ndarray = struct.field(default_factory=lambda: jnp.bool_(True))
+    start_mode: jnp.ndarray = struct.field(default_factory=lambda: jnp.int32(DELAY_UPDATES))
 
     @classmethod
     def make(cls, method="dense", sparsity=0.0, distribution="erk", drop_fraction=0.5,
-             update_interval=1000, start=0, end=75_000, sparse_init=True, use_bias=True):
+             update_interval=1000, start=0, end=75_000, sparse_init=True, use_bias=True,
+             start_mode="delay_updates"):
         """Build from Python values or names (names are turned into ids); arrays pass through."""
         return cls(
             method=jnp.asarray(method_id(method), jnp.int32),
@@ -80,4 +96,5 @@ class SparseHParams:
             end=jnp.asarray(end, jnp.int32),
             sparse_init=jnp.asarray(sparse_init, jnp.bool_),
             use_bias=jnp.asarray(use_bias, jnp.bool_),
+            start_mode=jnp.asarray(start_mode_id(start_mode), jnp.int32),
         )

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from .distributions import active_counts, layer_sparsities
-from .hparams import DENSE_WIDTH, RIGL, SET, STATIC, SparseHParams
+from .hparams import DELAY_UPDATES, DENSE_WIDTH, RIGL, SET, STATIC, SparseHParams
 from .spec import BIAS, SparseSpec
 
 
@@ -30,9 +30,11 @@ def top_k_mask(score: jnp.ndarray, k) -> jnp.ndarray:
 
 
 def sparse_from_scratch(hp: SparseHParams) -> jnp.ndarray:
-    """True when the run's initial mask is already sparse (static/SET/RigL with start == 0)."""
+    """True when the run's initial mask is already sparse: static/SET/RigL, unless they train
+    dense until a cut at `start` (start > 0 with start_mode dense_then_cut)."""
     m = hp.method
-    return ((m == STATIC) | (m == SET) | (m == RIGL)) & (hp.start <= 0)
+    dense_first = (hp.start > 0) & (hp.start_mode != DELAY_UPDATES)
+    return ((m == STATIC) | (m == SET) | (m == RIGL)) & ~dense_first
 
 
 # -- param-matched dense: whole hidden units masked --------------------------------------------
@@ -42,8 +44,9 @@ def _units(n: int, width) -> jnp.ndarray:
     return jnp.maximum(1.0, jnp.floor(width * n))
 
 
-def width_param_count(spec: SparseSpec, width) -> jnp.ndarray:
-    """Kernel weights of the network with every hidden layer narrowed to width fraction w."""
+def width_param_count(spec: SparseSpec, width, use_bias=True) -> jnp.ndarray:
+    """Parameters of the network with every hidden layer narrowed to width fraction w:
+    kernel weights, plus the biases of the kernels that have one when `use_bias`."""
     total = jnp.float32(0.0)
     last = spec.num_layers - 1
     for l, shape in enumerate(spec.shapes):
@@ -54,25 +57,36 @@ def width_param_count(spec: SparseSpec, width) -> jnp.ndarray:
         fan_in = shape[-2] if rep <= 0 else _units(spec.shapes[l - 1][-1], width) * rep
         fan_out = shape[-1] if l == last else _units(shape[-1], width)
         total = total + rf * fan_in * fan_out
+        if spec.biases[l] >= 0:
+            total = total + jnp.where(use_bias, fan_out, 0.0)
     return total
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "iters"))
-def matched_width(spec: SparseSpec, sparsity, iters: int = 30) -> jnp.ndarray:
-    """Width fraction whose dense kernel count is the largest not above (1 - S) * N.
+def bias_param_count(spec: SparseSpec, use_bias=True) -> jnp.ndarray:
+    """Bias entries of the full network (those of kernels with a bias; 0 without use_bias)."""
+    n = sum(shape[-1] for l, shape in enumerate(spec.shapes) if spec.biases[l] >= 0)
+    return jnp.where(use_bias, jnp.float32(n), 0.0)
 
-    Bisection with a fixed number of steps, so it traces with a traced sparsity.
+
+@functools.partial(jax.jit, static_argnames=("spec", "iters"))
+def matched_width(spec: SparseSpec, sparsity, use_bias=True, iters: int = 30) -> jnp.ndarray:
+    """Width fraction whose dense parameter count is the largest not above the sparse one's.
+
+    Biases count on both sides, as in the original's `get_total_params` (active kernel weights
+    plus every bias): budget (1 - S) * N_kernels + N_biases. Bisection with a fixed number of
+    steps, so it traces with a traced sparsity.
     """
-    budget = (1.0 - jnp.asarray(sparsity, jnp.float32)) * spec.num_kernel_params
+    budget = ((1.0 - jnp.asarray(sparsity, jnp.float32)) * spec.num_kernel_params
+              + bias_param_count(spec, use_bias))
 
     def halve(_, bounds):
         lo, hi = bounds
         mid = 0.5 * (lo + hi)
-        fits = width_param_count(spec, mid) <= budget
+        fits = width_param_count(spec, mid, use_bias) <= budget
         return jnp.where(fits, mid, lo), jnp.where(fits, hi, mid)
 
     lo, _ = jax.lax.fori_loop(0, iters, halve, (jnp.float32(0.0), jnp.float32(1.0)))
-    return jnp.where(width_param_count(spec, 1.0) <= budget, 1.0, lo)
+    return jnp.where(width_param_count(spec, 1.0, use_bias) <= budget, 1.0, lo)
 
 
 @functools.partial(jax.jit, static_argnames="spec")
@@ -82,7 +96,7 @@ def hidden_unit_masks(spec: SparseSpec, hp: SparseHParams) -> list[jnp.ndarray]:
     All True except for param-matched dense, which keeps the first units of each layer: the
     same rule on every layer of equal width keeps residual stacks consistent.
     """
-    width = matched_width(spec, hp.sparsity)
+    width = matched_width(spec, hp.sparsity, hp.use_bias)
     is_width = hp.method == DENSE_WIDTH
     out = []
     for shape in spec.shapes[:-1]:
@@ -105,8 +119,8 @@ def _width_kernel_mask(spec: SparseSpec, l: int, units: list[jnp.ndarray]) -> jn
 def init_masks(key: jax.Array, spec: SparseSpec, hp: SparseHParams):
     """Initial mask tree of one run.
 
-    dense, prune, and static/SET/RigL with start > 0: all ones (dense until pruned or cut).
-    static/SET/RigL with start == 0: a uniformly random mask per layer with exactly
+    dense, prune, and static/SET/RigL cut at `start` (dense_then_cut): all ones (dense until
+    pruned or cut). Other static/SET/RigL runs: a uniformly random mask per layer with exactly
     k_l = active_counts(...) entries (ERK/ER/uniform shares of hp.sparsity), drawn from `key`
     (so every seed has its own mask). dense_width: whole hidden units masked (param-matched).
     Biases: hp.use_bias, times the unit pattern for dense_width.

@@ -26,12 +26,15 @@ def cosine_drop_fraction(step, initial_fraction, end):
 
 
 def is_update_step(step, start, end, interval):
-    """Whether the mask changes after optimizer step `step`.
+    """Whether the mask changes before the optimizer step that follows `step` steps.
 
-    True for start < t <= end with (t - start) a multiple of `interval`, and at t == end itself
-    so that pruning always reaches its final target even when end - start is not a multiple
-    of the interval. Never after `end`.
+    `step` counts the optimizer steps already done (the original's train-step counter when its
+    mask updater runs, before that step's gradients are applied), so step 0 is before any
+    training. True for start <= t <= end with (t - start) a multiple of `interval`, as
+    rigl's `UpdateSchedule.is_update_iter` (which also updates at t = 0), and at t == end
+    itself so that pruning always reaches its final target even when end - start is not a
+    multiple of the interval. Never after `end`.
     """
     step = jnp.asarray(step)
     on_grid = (step - start) % jnp.maximum(interval, 1) == 0
-    return (step > start) & (step <= end) & (on_grid | (step == end))
+    return (step >= start) & (step <= end) & (on_grid | (step == end))

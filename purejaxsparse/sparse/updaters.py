@@ -10,13 +10,17 @@ methods share one program (no `lax.switch` computing every method's sorts):
 | method | when | n_keep | n_grow |
 |---|---|---|---|
 | dense, dense_width | never | nnz | 0 |
-| static, SET, RigL with start > 0 | t == start (one-off cut) | k_l | 0 |
-| SET, RigL | update steps after start, until end | nnz - floor(f(t) nnz) | floor(f(t) nnz) |
+| static, SET, RigL, dense_then_cut, start > 0 | t == start (one-off cut) | k_l | 0 |
+| SET, RigL | update steps in [start, end] (dense_then_cut: (start, end]) | nnz - floor(f(t) nnz) | floor(f(t) nnz) |
 | prune | update steps in (start, end] | k_l(s_t) | 0 |
 
-k_l: final per-layer count; f(t): cosine drop fraction; s_t: the polynomial schedule applied to
-each layer's final sparsity (as the original code's per-layer PolynomialDecay does). A weight
-just dropped may be regrown; it then counts as kept, not grown.
+t counts the optimizer steps done before the update, which runs before the next optimizer
+step on that step's gradient (as rigl's mask updaters inside the train step): SET/RigL with
+start 0 update at t = 0, before any training, with the full drop fraction f(0) = f0, as the
+original does. k_l: final per-layer count; f(t): cosine drop fraction over [0, end];
+s_t: the polynomial schedule applied to each layer's final sparsity (as the original code's
+per-layer PolynomialDecay does). A weight just dropped may be regrown; it then counts as kept,
+not grown.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import optax
 
 from .batching import cond_any
 from .distributions import active_counts, layer_sparsities
-from .hparams import PRUNE, RIGL, SET, STATIC, SparseHParams
+from .hparams import DENSE_THEN_CUT, PRUNE, RIGL, SET, STATIC, SparseHParams
 from .masks import apply_masks, top_k_mask
 from .schedules import cosine_drop_fraction, is_update_step, polynomial_sparsity
 from .spec import SparseSpec
@@ -41,9 +45,11 @@ def _layer_counts(spec: SparseSpec, hp: SparseHParams, step):
     final = layer_sparsities(spec.shapes, hp.sparsity, hp.distribution)
     poly = polynomial_sparsity(step, 1.0, hp.start, hp.end)
     on_schedule = is_update_step(step, hp.start, hp.end, hp.update_interval)
-    cut = (step == hp.start) & (hp.start > 0) & ((m == STATIC) | (m == SET) | (m == RIGL))
-    dst = on_schedule & ((m == SET) | (m == RIGL))
-    prune = on_schedule & (m == PRUNE)
+    after_start = step > hp.start
+    cut = ((step == hp.start) & (hp.start > 0) & (hp.start_mode == DENSE_THEN_CUT)
+           & ((m == STATIC) | (m == SET) | (m == RIGL)))
+    dst = on_schedule & ((m == SET) | (m == RIGL)) & ~cut
+    prune = on_schedule & after_start & (m == PRUNE)
     return dict(
         final=active_counts(spec.shapes, final),
         prune=active_counts(spec.shapes, final * poly),
@@ -59,7 +65,7 @@ def mask_changes(spec: SparseSpec, hp: SparseHParams, step) -> jnp.ndarray:
 
 @functools.partial(jax.jit, static_argnames="spec")
 def update_masks(key: jax.Array, spec: SparseSpec, hp: SparseHParams, step, masks, params, grads):
-    """New mask tree after optimizer step `step` (see the module table).
+    """New mask tree at step `step`: `step` optimizer steps done (see the module table).
 
     params: current (masked) params; grads: the dense gradient of the loss on the current batch
     (also at masked positions: differentiate with respect to the masked params); only RigL
