@@ -2,7 +2,19 @@
 
 Replay in device memory, epsilon-greedy (optionally decaying linearly after warm-up, as
 Dopamine), hard target copies, squared TD loss (Huber as an option), Keras-style L2 weight decay
-on kernels only, rewards optionally clipped to [-1, 1] for learning (Atari). On a frame-stacking
+on kernels only, rewards optionally clipped to [-1, 1] for learning (Atari).
+
+The MLP is the original's classic-control Q-network (rigl `dqn_train_eval.build_network`):
+hidden kernels He truncated normal, output kernel U(-0.03, 0.03) and output bias -0.2, no
+weight decay on the output layer; Adam epsilon 1e-7 (Keras' default). The CNNs follow
+Dopamine (Glorot uniform, zero biases, every kernel decayed).
+
+Gradient SNR (`agent_config.grad_snr`): as rigl's `log_snr`, every `snr_every` optimizer steps
+(at counter 0, snr_every, ...) on that step's training batch, per-sample gradients of the TD
+loss; `grad_snr` averages |mean|/std over every entry the original's network has (masked
+kernel entries included: its masks act on dense variables), `grad_snr_active` over active
+entries only (ours: what the sparse network can actually learn with). The latest value is
+reported at each evaluation (NaN before the first). On a frame-stacking
 pixel env (EnvPool Atari) the replay stores each frame once and rebuilds stacks when sampling
 (`replay.sample_frames`); EnvPool's reset steps are never learned from. The Q-network's params are kept masked
 (exact zeros), the loss is differentiated at the masked params (so RigL sees the dense
@@ -26,8 +38,7 @@ from .. import sparse as sp
 from ..hparams import SparseFields, hfield
 from ..nets import MLP, ImpalaResNet, MinAtarCNN, NatureCNN
 from .base import Agent
-from .common import (SparseNetwork, final_active_params, gradient_snr, l2_penalty, masked_update,
-                     network_metrics)
+from .common import SparseNetwork, final_active_params, l2_penalty, masked_update, network_metrics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +55,7 @@ class DQNStatic:
     dormant_tau: float = dataclasses.field(default=0.025, metadata={"min": 0.0})
     dormant_batch: int = dataclasses.field(default=256, metadata={"min": 1})
     grad_snr: bool = False
-    snr_batch: int = dataclasses.field(default=64, metadata={"min": 2})
+    snr_every: int = dataclasses.field(default=5000, metadata={"min": 1})
 
 
 @struct.dataclass
@@ -52,7 +63,7 @@ class DQNHParams(SparseFields):
     """Per-run (traced) DQN hyperparameters; the sparse ones come from SparseFields."""
 
     learning_rate: jax.Array = hfield("float", 1e-3, "Adam step size", low=0.0, low_open=True)
-    adam_eps: jax.Array = hfield("float", 1e-8, "Adam epsilon", low=0.0, low_open=True)
+    adam_eps: jax.Array = hfield("float", 1e-7, "Adam epsilon (Keras' default)", low=0.0, low_open=True)
     gamma: jax.Array = hfield("float", 0.99, "discount", low=0.0, high=1.0)
     epsilon: jax.Array = hfield("float", 0.01, "exploration epsilon after warm-up", low=0.0, high=1.0)
     eval_epsilon: jax.Array = hfield("float", 0.0, "epsilon of the evaluation policy", low=0.0, high=1.0)
@@ -74,6 +85,10 @@ class DQNState:
     obs: jax.Array
     buffer: dict
     key: jax.Array
+    snr: jax.Array              # [2]: latest (grad_snr, grad_snr_active); NaN before the first
+
+
+SNR_METRICS = ("grad_snr", "grad_snr_active")
 
 
 def exploration_epsilon(hp, env_steps, learning_starts: int):
@@ -103,8 +118,8 @@ class DQN(Agent):
         super().__init__(env, static, eval_env, total_steps, eval_every, eval_episodes)
         n_actions = env.action_space.n
         if static.network == "mlp":
-            module, inits = MLP(hidden=static.hidden, out_dim=n_actions), {
-                f"layer_{len(static.hidden)}/": sp.GLOROT_UNIFORM, "": sp.HE_TRUNCATED_NORMAL}
+            module, inits = MLP(hidden=static.hidden, out_dim=n_actions, out_bias=-0.2), {
+                f"layer_{len(static.hidden)}/": sp.uniform_init(0.03), "": sp.HE_TRUNCATED_NORMAL}
         elif static.network == "nature_cnn":
             module, inits = NatureCNN(out_dim=n_actions), sp.GLOROT_UNIFORM
         elif static.network == "minatar":
@@ -112,8 +127,9 @@ class DQN(Agent):
         else:
             module, inits = ImpalaResNet(out_dim=n_actions), sp.GLOROT_UNIFORM
         self.q = SparseNetwork.build(module, env.obs_shape, inits=inits)
+        self.decay_output_layer = static.network != "mlp"
         self.frame_stack = int(getattr(env, "frame_stack", 0))  # > 1: store frames, rebuild stacks
-        self.extra_metrics = ("grad_snr",) if static.grad_snr else ()
+        self.extra_metrics = SNR_METRICS if static.grad_snr else ()
         self.capacity = max(1, static.buffer_size // env.num_envs)
         self.first_train_iter = max(0, -(-static.learning_starts // env.num_envs) - 1)
         if self.frame_stack > 1 and (self.capacity < self.frame_stack + 2
@@ -138,7 +154,8 @@ class DQN(Agent):
                 "obs": obs, "next_obs": obs, "action": jnp.zeros(e, jnp.int32),
                 "reward": jnp.zeros(e, jnp.float32), "terminated": jnp.zeros(e, bool)})
         return DQNState(params=params, target_params=params, opt_state=_optimizer(hp).init(params),
-                        masks=masks, env_state=env_state, obs=obs, buffer=buffer, key=key)
+                        masks=masks, env_state=env_state, obs=obs, buffer=buffer, key=key,
+                        snr=jnp.full(2, jnp.nan, jnp.float32))
 
     def resume_episodes(self, state: DQNState, key) -> DQNState:
         """New episodes after a restore (the engine calls this for envs it cannot checkpoint).
@@ -183,6 +200,15 @@ class DQN(Agent):
         td = q_taken - jax.lax.stop_gradient(target)
         return jnp.where(hp.huber, optax.huber_loss(td, delta=1.0), jnp.square(td))
 
+    def _loss(self, params, target_params, batch, hp):
+        """Mean (or sample-weighted) TD loss plus L2 on the kernels the original decays."""
+        td = self._td_loss(params, target_params, batch, hp)
+        if "weight" in batch:
+            td = jnp.sum(td * batch["weight"]) / jnp.maximum(jnp.sum(batch["weight"]), 1.0)
+        else:
+            td = td.mean()
+        return td + l2_penalty(self.q.spec, params, hp.weight_decay, self.decay_output_layer)
+
     def _sample(self, key, buffer, rows_written, batch_size):
         """A batch of transitions; frame replays rebuild stacks and weight out non-transitions."""
         if self.frame_stack > 1:
@@ -192,27 +218,34 @@ class DQN(Agent):
     def _train(self, state: DQNState, hp, t, grad_step, k_sample, k_mask):
         batch = self._sample(k_sample, state.buffer, t + 1, self.static.batch_size)
 
-        def loss(params):
-            td = self._td_loss(params, state.target_params, batch, hp)
-            if "weight" in batch:
-                td = jnp.sum(td * batch["weight"]) / jnp.maximum(jnp.sum(batch["weight"]), 1.0)
-            else:
-                td = td.mean()
-            return td + l2_penalty(self.q.spec, params, hp.weight_decay)
-
         masked = sp.apply_masks(state.params, state.masks)  # grads at masked params: dense gradient
-        grads = jax.grad(loss)(masked)
+        grads = jax.grad(self._loss)(masked, state.target_params, batch, hp)
+        snr = state.snr
+        if self.static.grad_snr:
+            due = (grad_step - 1) % self.static.snr_every == 0
+            snr = jax.lax.cond(due, lambda: self._snr(masked, state, batch, hp), lambda: snr)
         params, opt_state, masks = masked_update(k_mask, self.q, hp.sparse(), grad_step, _optimizer(hp),
                                                  masked, state.opt_state, state.masks, grads)
         copy = grad_step % hp.target_update_every == 0
         target = jax.tree.map(lambda p, q: jnp.where(copy, p, q), params, state.target_params)
-        return state.replace(params=params, opt_state=opt_state, masks=masks, target_params=target)
+        return state.replace(params=params, opt_state=opt_state, masks=masks, target_params=target,
+                             snr=snr)
+
+    def _snr(self, params, state: DQNState, batch, hp):
+        """[grad_snr, grad_snr_active] of the per-sample TD-loss gradients on `batch`."""
+        weights = batch.get("weight")
+        samples = {k: v for k, v in batch.items() if k != "weight"}
+        one = lambda p, b: self._td_loss(p, state.target_params, jax.tree.map(lambda x: x[None], b), hp).mean()  # noqa: E731
+        per_sample = jax.vmap(jax.grad(one), in_axes=(None, 0))(params, samples)
+        exists = sp.existing_entries(self.q.spec, hp.sparse(), state.masks)
+        return jnp.stack([sp.gradient_snr(per_sample, exists, weights),
+                          sp.gradient_snr(per_sample, state.masks, weights)])
 
     def eval_policy(self, state: DQNState, hp):
         return lambda k, obs: self._act(k, state.params, obs, hp.eval_epsilon)
 
     def evaluate(self, state: DQNState, hp, key, t) -> dict:
-        k_eval, k_states, k_snr = jax.random.split(key, 3)
+        k_eval, k_states = jax.random.split(key)
         returns = self.evaluation_returns(state, hp, k_eval)
         rows = t if self.frame_stack > 1 else jnp.minimum(t, self.capacity)
         states = self._sample(k_states, state.buffer, rows, self.static.dormant_batch)["obs"]
@@ -220,11 +253,7 @@ class DQN(Agent):
                    **network_metrics(self.q, state.params, state.masks, hp.sparse(), states,
                                      self.static.dormant_tau)}
         if self.static.grad_snr:
-            batch = self._sample(k_snr, state.buffer, rows, self.static.snr_batch)
-            batch.pop("weight", None)
-            one = lambda p, b: self._td_loss(p, state.target_params, jax.tree.map(lambda x: x[None], b), hp).mean()
-            per_sample = jax.vmap(jax.grad(one), in_axes=(None, 0))(state.params, batch)
-            metrics["grad_snr"] = gradient_snr(per_sample, state.masks)
+            metrics.update(zip(SNR_METRICS, state.snr))
         return metrics
 
     def final_active_params(self, hp) -> jax.Array:

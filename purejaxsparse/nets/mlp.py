@@ -16,6 +16,7 @@ class MLP(nn.Module):
     hidden: Sequence[int]
     out_dim: int
     activation: str = "relu"
+    out_bias: float = 0.0  # initial output bias (TF-Agents' classic-control Q-network: -0.2)
 
     @nn.compact
     def __call__(self, x, return_activations: bool = False):
@@ -25,5 +26,6 @@ class MLP(nn.Module):
         for i, width in enumerate(self.hidden):
             x = act(nn.Dense(width, name=f"layer_{i}")(x))
             acts.append(x)
-        out = nn.Dense(self.out_dim, name=f"layer_{len(self.hidden)}")(x)
+        out = nn.Dense(self.out_dim, name=f"layer_{len(self.hidden)}",
+                       bias_init=nn.initializers.constant(self.out_bias))(x)
         return (out, tuple(acts)) if return_activations else out

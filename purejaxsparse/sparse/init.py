@@ -29,6 +29,8 @@ def masked_fans(mask: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
 
 
 def _fan(mask: jnp.ndarray, mode: str) -> jnp.ndarray:
+    if mode == "none":
+        return jnp.ones(mask.shape, jnp.float32)
     fan_in, fan_out = masked_fans(mask)
     if mode == "fan_in":
         fan = jnp.broadcast_to(fan_in[None, :], mask.shape[-2:])

@@ -1,4 +1,4 @@
-"""Measurements of a sparse network: active counts, actual sparsity, dormant neurons."""
+"""Measurements of a sparse network: active counts, actual sparsity, dormant neurons, gradient SNR."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
+from .hparams import DENSE_WIDTH, SparseHParams
 from .spec import SparseSpec
 
 
@@ -43,3 +44,39 @@ def dormant_fraction(activations: Sequence[jnp.ndarray], tau, unit_masks=None) -
         dormant = dormant + jnp.sum(alive & (score <= tau))
         total = total + jnp.sum(alive)
     return dormant / jnp.maximum(total, 1.0)
+
+
+def existing_entries(spec: SparseSpec, hp: SparseHParams, masks):
+    """Which params entries the original code's network has as variables: every kernel entry
+    (its masks zero weights but the variable is dense), except the units param-matched dense
+    removes (the original builds a narrower network); biases and other leaves as masked."""
+    kernels = set(spec.kernels)
+    leaves = spec.flatten(masks)
+    out = [jnp.where(hp.method == DENSE_WIDTH, m, jnp.ones_like(m)) if i in kernels else m
+           for i, m in enumerate(leaves)]
+    return spec.unflatten(out)
+
+
+def gradient_snr(per_sample_grads, where, weights=None) -> jnp.ndarray:
+    """Mean over the entries where `where` holds of |mean| / (std + 1e-10) of per-sample
+    gradients (Graesser et al. 2022; rigl's `tf_sparse_utils.log_snr`, population std).
+
+    per_sample_grads: a params-shaped tree with a leading batch axis [B, ...]; where: a
+    params-shaped bool tree (`existing_entries` for the original's definition, the masks for
+    active weights only); weights [B] (optional): sample weights, e.g. 0 for replay rows that
+    are not transitions.
+    """
+    total, count = jnp.float32(0.0), jnp.float32(0.0)
+    for g, m in zip(jax.tree.leaves(per_sample_grads), jax.tree.leaves(where)):
+        g = g.astype(jnp.float32)
+        if weights is None:
+            mean, std = g.mean(0), g.std(0)
+        else:
+            w = weights.astype(jnp.float32).reshape((-1,) + (1,) * (g.ndim - 1))
+            n = jnp.maximum(jnp.sum(w), 1e-12)
+            mean = jnp.sum(w * g, 0) / n
+            std = jnp.sqrt(jnp.sum(w * jnp.square(g - mean), 0) / n)
+        snr = jnp.abs(mean) / (std + 1e-10)
+        total = total + jnp.sum(jnp.where(m, snr, 0.0))
+        count = count + jnp.sum(m)
+    return total / jnp.maximum(count, 1.0)

@@ -23,8 +23,9 @@ KERNEL, BIAS, OTHER = "kernel", "bias", "other"
 class InitSpec:
     """Variance-scaling initialiser of one kernel: std or limit from scale / fan (mode).
 
-    mode: 'fan_in' | 'fan_out' | 'fan_avg'; distribution: 'uniform' | 'normal' |
-    'truncated_normal' (flax/keras conventions). With masked fans it gives the init the
+    mode: 'fan_in' | 'fan_out' | 'fan_avg' | 'none' (no fan: variance = scale, e.g. Keras'
+    RandomUniform(-a, a) is InitSpec(a**2 / 3, 'none', 'uniform')); distribution: 'uniform' |
+    'normal' | 'truncated_normal' (flax/keras conventions). With masked fans it gives the init the
     narrower (param-matched) network would get.
     """
 
@@ -33,8 +34,8 @@ class InitSpec:
     distribution: str = "uniform"
 
     def __post_init__(self):
-        if self.mode not in ("fan_in", "fan_out", "fan_avg"):
-            raise ValueError(f"InitSpec.mode {self.mode!r}; allowed: fan_in, fan_out, fan_avg")
+        if self.mode not in ("fan_in", "fan_out", "fan_avg", "none"):
+            raise ValueError(f"InitSpec.mode {self.mode!r}; allowed: fan_in, fan_out, fan_avg, none")
         if self.distribution not in ("uniform", "normal", "truncated_normal"):
             raise ValueError(
                 f"InitSpec.distribution {self.distribution!r}; allowed: uniform, normal, truncated_normal")
@@ -43,6 +44,11 @@ class InitSpec:
 GLOROT_UNIFORM = InitSpec(1.0, "fan_avg", "uniform")
 HE_TRUNCATED_NORMAL = InitSpec(2.0, "fan_in", "truncated_normal")
 SPARSITY_AWARE = GLOROT_UNIFORM  # U(+-sqrt(3 / fan_avg)) with masked fans (REFERENCE.md)
+
+
+def uniform_init(limit: float) -> InitSpec:
+    """U(-limit, limit) whatever the fans (Keras' RandomUniform)."""
+    return InitSpec(limit * limit / 3.0, "none", "uniform")
 
 
 def _path_str(path) -> str:
