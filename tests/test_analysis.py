@@ -526,3 +526,12 @@ def test_one_sparsity_shows_every_methods_ci_as_an_error_bar(tmp_path, drawn):
         assert segment[0][1] == pytest.approx(row.ci_low) and segment[1][1] == pytest.approx(row.ci_high)
         assert row.ci_high > row.ci_low and abs(x - 0.9) < 0.02  # side by side around 90%
     assert len({round(float(np.atleast_1d(c.lines[0].get_data()[0])[0]), 6) for c in bars}) == 4
+
+
+def test_method_names_are_the_sparse_cores_ids():
+    """results.METHODS (jax-free, what analysis orders and colours by) names the sparse core's
+    method ids in their order."""
+    from purejaxsparse import sparse
+
+    assert results_io.METHODS == tuple(sparse.METHODS)
+    assert [sparse.method_id(m) for m in results_io.METHODS] == list(range(len(results_io.METHODS)))
