@@ -9,6 +9,7 @@ and we get the pre-reset observation for bootstrapping.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +32,21 @@ GYMNAX_ENVS = (
 )
 
 
+def _check_param(env: str, key: str, value, default) -> None:
+    """An override must have its default's kind (int, number; arrays are not overridable),
+    be finite, and a step limit must be >= 1."""
+    is_int = isinstance(default, int) and not isinstance(default, bool)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not isinstance(default, (int, float)):
+        kind = "an integer" if is_int else "a number"
+        raise ValueError(f"{env}: parameter {key!r} got {value!r}; allowed: {kind}")
+    if is_int and not (isinstance(value, int) or float(value).is_integer()):
+        raise ValueError(f"{env}: parameter {key!r} got {value!r}; allowed: an integer")
+    if not math.isfinite(value):
+        raise ValueError(f"{env}: parameter {key!r} got {value!r}; allowed: a finite number")
+    if key == "max_steps_in_episode" and value < 1:
+        raise ValueError(f"{env}: parameter {key!r} got {value!r}; allowed: an integer >= 1")
+
+
 class GymnaxEnv(Env):
     """A gymnax environment with its EnvParams fixed at construction (kwargs replace fields)."""
 
@@ -47,6 +63,8 @@ class GymnaxEnv(Env):
                 f"{name}: unknown parameter(s) {', '.join(map(repr, bad))}; "
                 f"allowed: {', '.join(allowed)}"
             )
+        for k, v in overrides.items():
+            _check_param(name, k, v, getattr(params, k))
         self.params = params.replace(**overrides)
         self.name = name
         self.num_envs = int(num_envs)

@@ -50,6 +50,19 @@ def test_registered_and_errors():
         envs.make("NoSuchEnv-v0")
     with pytest.raises(ValueError, match=r"'bogus'.*max_steps_in_episode"):
         envs.make("CartPole-v1", bogus=1)
+    for key, value, allowed in (("max_steps_in_episode", -5, ">= 1"), ("max_steps_in_episode", 0, ">= 1"),
+                                ("max_steps_in_episode", 2.5, "an integer"), ("gravity", "high", "a number"),
+                                ("gravity", float("nan"), "finite"), ("max_steps_in_episode", True, "an integer")):
+        with pytest.raises(ValueError, match=f"{key}.*allowed: .*{allowed}"):
+            envs.make("CartPole-v1", **{key: value})
+    assert envs.make("MountainCar-v0", min_position=-1.5).params.min_position == -1.5  # negatives are fine
+
+
+def test_bad_env_parameter_is_a_config_error():
+    from purejaxsparse.config import make_env
+    from purejaxsparse.hparams import ConfigError
+    with pytest.raises(ConfigError, match=r"^env: CartPole-v1: parameter 'max_steps_in_episode' got -5"):
+        make_env({"name": "CartPole-v1", "max_steps_in_episode": -5}, 1)
 
 
 def test_import_is_lazy():
