@@ -8,6 +8,7 @@ import pytest
 import scipy.stats
 
 from conftest import tiny_sweep_config
+from test_report_agents import png_size
 from purejaxsparse import sweep
 from purejaxsparse.agents.common import gradient_snr
 from purejaxsparse.checkpoint import SweepCheckpoints
@@ -21,15 +22,16 @@ EPISODES = 4
 def sweep_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("snr")
     config = tiny_sweep_config(agent_config={"hidden": [16, 16], "batch_size": 16, "buffer_size": 500,
-                                             "learning_starts": 100, "grad_snr": True, "snr_batch": 8})
+                                             "learning_starts": 100, "grad_snr": True, "snr_every": 50})
     sweep.run_sweep(plan_sweep(config), out, progress=False, log=lambda *_: None)
     return out
 
 
-def test_grad_snr_column(sweep_dir):
+def test_grad_snr_columns(sweep_dir):
     results = pd.read_csv(sweep_dir / "results.csv")
-    assert list(results.columns)[-1] == "grad_snr"
-    assert np.all(np.isfinite(results.grad_snr)) and np.all(results.grad_snr > 0)
+    assert list(results.columns)[-2:] == ["grad_snr", "grad_snr_active"]
+    for col in ("grad_snr", "grad_snr_active"):
+        assert np.all(np.isfinite(results[col])) and np.all(results[col] > 0)
 
 
 def test_gradient_snr_formula():
@@ -59,6 +61,8 @@ def test_report_cli_matches_independent_iqm(sweep_dir, capsys):
     for png in pngs:
         assert png.name in html and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "grad_snr.png" in html
+    width, height = png_size(report / "grad_snr.png")
+    assert width > 1.6 * height  # two panels: every weight entry, active entries
 
 
 def _numpy_greedy_returns(params, obs_fn_env, reset_key, episodes):

@@ -22,6 +22,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from ..results import METHODS
+from .stats import BASE_GROUP_COLUMNS
 
 METHOD_COLORS = dict(zip(METHODS, ("black", "tab:gray", "tab:blue", "tab:green", "tab:red", "tab:purple")))
 METHOD_LABELS = dict(zip(METHODS, ("Dense (full)", "Dense (param-matched)", "Static", "SET", "RigL", "Pruning")))
@@ -29,7 +30,7 @@ _SPARE_COLORS = ("tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 _LEVEL_STYLES = ("-", "--", ":", "-.")
 _HATCHES = ("", "..", "xx", "oo", "++", "\\\\", "**")
-AXES = ("env", "agent", "method", "sparsity", "use_bias")
+AXES = BASE_GROUP_COLUMNS + ("use_bias",)
 """Group columns drawn as panels, x axes, colours or bias line styles; the rest are variants."""
 
 

@@ -10,7 +10,7 @@ hyperparameters split lines is ``group_cols``, by default what runs.csv shows th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -227,10 +227,12 @@ def metric_columns(results: pd.DataFrame, metric: str) -> list[str]:
 
 def plot_metric_over_training(results: pd.DataFrame, runs: pd.DataFrame | None, path: str | Path,
                               metric: str, ylabel: str, title: str, scale: float = 1.0,
-                              max_levels: int = 3, group_cols: Sequence[str] | None = None) -> Path:
+                              max_levels: int = 3, group_cols: Sequence[str] | None = None,
+                              panel_names: Mapping[str, str] | None = None) -> Path:
     """A per-evaluation metric vs steps: colour by method, line style by sparsity, a panel per
-    env (x bias on/off where ``use_bias`` was swept) x network (``metric`` over all networks
-    and each per-network column ``metric_<network>`` present); other swept values get markers.
+    env (x bias on/off where ``use_bias`` was swept) x column (``metric`` and each
+    ``metric_<suffix>`` present, e.g. per network; titled by ``panel_names``, by default "all
+    networks" and the suffix); other swept values get markers.
     Mean over seeds, no band (many lines share a panel); panels share the y axis. With more
     than ``max_levels`` sparsities, the lowest, the one closest to 90% and the highest are drawn.
     """
@@ -248,8 +250,8 @@ def plot_metric_over_training(results: pd.DataFrame, runs: pd.DataFrame | None, 
     per_run = df.drop_duplicates("run")
     style = Style(per_run, gcols, levels=levels, level_label=lambda s: f"{pct(s)} sparse", bias_in_panels=True)
     df, lines = _line_ids(df, per_run, style)
-    splits = [(c[len(metric) + 1:] if c != metric else "all networks", c, None) for c in cols] if len(cols) > 1 \
-        else [("", metric, None)]
+    names = {metric: "all networks", **{c: c[len(metric) + 1:] for c in cols if c != metric}, **(panel_names or {})}
+    splits = [(names[c], c, None) for c in cols] if len(cols) > 1 else [("", metric, None)]
     groups = panels(df, bias=style.bias_panels, splits=splits)
     fig, axes = figure(len(groups), ncols=len(cols) if len(cols) > 1 else (2 if style.bias_panels else 3),
                        panel=(5.2, 3.6), sharey=True)

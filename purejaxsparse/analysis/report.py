@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import io
 import logging
 import sys
 from pathlib import Path
@@ -19,9 +18,8 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from ..results import RUN_INFO, divergence_recorded, diverged_runs, load_sweep
+from ..results import divergence_recorded, diverged_runs, load_sweep
 from . import plots
 from . import stats as st
 from .plot_style import SkipPlot, method_rank
@@ -70,15 +68,18 @@ table.summary td,table.summary th{border:1px solid #ccc;padding:2px 6px;text-ali
 table.summary th{background:#f0f0f0}
 """
 
-_METRIC_FIGURES = (  # (file, results column, scale, y label, title, caption)
+_METRIC_FIGURES = (  # (file, results column, scale, y label, title, caption, panel names)
     ("dormant.png", "dormant_frac", 100.0, "Dormant neurons{tau} (% of hidden units)", "dormant neurons over training",
      "Dormant neurons: fraction of tau-dormant hidden units over training, colour by method, line style by "
-     "sparsity, mean over seeds; actor-critic agents: a panel per network."),
+     "sparsity, mean over seeds; actor-critic agents: a panel per network.", None),
     ("sparsity.png", "actual_sparsity", 100.0, "Actual sparsity (% of weights zero)", "actual sparsity over training",
      "Actual sparsity over training (pruning schedules, per-network targets), colour by method, line style by "
-     "target sparsity, mean over seeds; actor-critic agents: a panel per network."),
+     "target sparsity, mean over seeds; actor-critic agents: a panel per network.", None),
     ("grad_snr.png", "grad_snr", 1.0, "Gradient SNR (|mean| / std)", "gradient signal-to-noise ratio",
-     "Gradient signal-to-noise ratio: |mean| / std of per-sample gradients over training, mean over seeds."),
+     "Gradient signal-to-noise ratio: mean over weight entries of |mean| / std of per-sample gradients on a "
+     "training batch (the latest value at each evaluation), over every entry of the dense network (as rigl's "
+     "log_snr) and over active entries only; mean over seeds.",
+     {"grad_snr": "every weight entry", "grad_snr_active": "active entries"}),
 )
 
 
@@ -137,11 +138,11 @@ def write_report(out_dir: str | Path, reps: int = 2000, seed: int = 0) -> Path:
         "one panel per env and sparsity (full dense repeated in each panel).",
         plots.plot_learning_curves, kept, runs, group_cols=gcols)
     tau = (config.get("agent_config") or {}).get("dormant_tau")
-    for name, column, scale, ylabel, title, caption in _METRIC_FIGURES:
+    for name, column, scale, ylabel, title, caption, panel_names in _METRIC_FIGURES:
         if column in results.columns:
             add(name, caption, plots.plot_metric_over_training, kept, runs, metric=column, scale=scale,
                 ylabel=ylabel.format(tau=f", \u03c4 = {tau:g}" if tau is not None else ""), title=title,
-                group_cols=gcols)
+                group_cols=gcols, panel_names=panel_names)
     rob_path = rep / "robustness.csv"
     if rob_path.is_file():
         try:

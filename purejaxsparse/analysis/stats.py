@@ -36,12 +36,12 @@ import numpy as np
 import pandas as pd
 from rliable import library as rly
 
-from ..results import DENSE, diverged_runs, hparam_columns
+from ..results import DENSE, RUN_INFO, diverged_runs, hparam_columns
 
 log = logging.getLogger(__name__)
 
-BASE_GROUP_COLUMNS = ("env", "agent", "method", "sparsity")
-RUN_META_COLUMNS = ("env", "agent", "method", "sparsity", "seed")
+RUN_META_COLUMNS = RUN_INFO[1:]
+BASE_GROUP_COLUMNS = tuple(c for c in RUN_META_COLUMNS if c != "seed")
 CI_SIZE = 0.95
 FINAL_METRICS = ("actual_sparsity", "dormant_frac")
 """Per-evaluation metrics whose last value per run is kept as ``final_<column>``."""
