@@ -221,38 +221,13 @@ def plan_sweep(config: dict) -> Plan:
     axes.setdefault("seed", [0])
 
     base = _mapping(config, "hparams")
-    for k, v in base.items():
-        if k not in specs:
-            raise ConfigError(f"hparams.{k}: unknown hyperparameter; allowed: {', '.join(specs)}")
-        specs[k].convert(f"hparams.{k}", v)
-    method_defaults = copy.deepcopy(agent.method_defaults)
-    for method, values in _mapping(config, "method_defaults").items():
-        if method not in IGNORED_BY_METHOD:
-            raise ConfigError(f"method_defaults.{method}: unknown method; allowed: {', '.join(IGNORED_BY_METHOD)}")
-        if not isinstance(values, dict):
-            raise ConfigError(f"method_defaults.{method}: got {values!r}; allowed: a mapping")
-        for k, v in values.items():
-            if k not in specs or k == "method":
-                raise ConfigError(f"method_defaults.{method}.{k}: unknown hyperparameter; allowed: "
-                                  f"{', '.join(s for s in specs if s != 'method')}")
-            specs[k].convert(f"method_defaults.{method}.{k}", v)
-        method_defaults.setdefault(method, {}).update(values)
-
+    check_defaults(config, agent)
     runs, seen, dropped = [], set(), 0
     names = list(axes)
     for combo in itertools.product(*(axes[n] for n in names)):
         swept = dict(zip(names, combo))
         seed = swept.pop("seed")
-        method = str(swept.get("method", base.get("method", specs["method"].default))).lower()
-        values = {**method_defaults.get(method, {}), **base}
-        values.update(_config_method_defaults(config, method))
-        values.update(swept)
-        hp = make_hparams(agent.HParams, values)
-        human = {n: specs[n].name_of(getattr(hp, n)) for n in specs}
-        for ignored in IGNORED_BY_METHOD.get(human["method"], ()):
-            if ignored in specs:  # agents without actor/critic networks lack some of these
-                human[ignored] = 0.0 if ignored == "sparsity" else specs[ignored].default
-        check_run(human)
+        human = run_values(config, agent, swept)
         ident = (seed, tuple(sorted(human.items())))
         if ident in seen:
             dropped += 1
@@ -265,6 +240,49 @@ def plan_sweep(config: dict) -> Plan:
     chunk = _chunk_evals(config, agent.num_evals)
     resolved = _resolved(config, agent, axes, base, chunk)
     return Plan(resolved, agent, runs, hparams, keys, chunk, dropped)
+
+
+def check_defaults(config, agent) -> None:
+    """Validate the config's `hparams` and `method_defaults` (names and values)."""
+    specs = field_specs(agent.HParams)
+    for k, v in _mapping(config, "hparams").items():
+        if k not in specs:
+            raise ConfigError(f"hparams.{k}: unknown hyperparameter; allowed: {', '.join(specs)}")
+        specs[k].convert(f"hparams.{k}", v)
+    for method, values in _mapping(config, "method_defaults").items():
+        if method not in IGNORED_BY_METHOD:
+            raise ConfigError(f"method_defaults.{method}: unknown method; allowed: {', '.join(IGNORED_BY_METHOD)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"method_defaults.{method}: got {values!r}; allowed: a mapping")
+        for k, v in values.items():
+            if k not in specs or k == "method":
+                raise ConfigError(f"method_defaults.{method}.{k}: unknown hyperparameter; allowed: "
+                                  f"{', '.join(s for s in specs if s != 'method')}")
+            specs[k].convert(f"method_defaults.{method}.{k}", v)
+
+
+def run_values(config, agent, values: dict) -> dict:
+    """Human hyperparameter values of one run: the single precedence rule.
+
+    agent defaults < the agent's `method_defaults` < config `hparams` < config
+    `method_defaults` < `values` (a sweep point or make_hparams' arguments); then the settings
+    that do not apply to the run's method are reset to their defaults (IGNORED_BY_METHOD), so
+    runs that differ only there are the same run. The method name is normalised ("Prune" is
+    "prune") or rejected with a ConfigError.
+    """
+    specs = field_specs(agent.HParams)
+    base = _mapping(config, "hparams")
+    raw = values.get("method", base.get("method", specs["method"].default))
+    method = specs["method"].name_of(specs["method"].convert("method", raw))
+    merged = {**agent.method_defaults.get(method, {}), **base, **_config_method_defaults(config, method),
+              **values, "method": method}
+    hp = make_hparams(agent.HParams, merged)
+    human = {n: specs[n].name_of(getattr(hp, n)) for n in specs}
+    for ignored in IGNORED_BY_METHOD.get(method, ()):
+        if ignored in specs:  # agents without actor/critic networks lack some of these
+            human[ignored] = 0.0 if ignored == "sparsity" else specs[ignored].default
+    check_run(human)
+    return human
 
 
 def check_run(values: dict) -> None:

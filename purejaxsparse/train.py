@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from .config import build_agent, check_run, load_config
-from .hparams import describe
+from .config import check_defaults, build_agent, load_config, run_values
 from .hparams import make_hparams as _make_hparams
 
 
@@ -29,17 +28,14 @@ def make_train(config):
 
 
 def make_hparams(config, **values):
-    """One run's hparams for `config`: agent defaults < config `hparams` < `values`.
+    """One run's hparams for `config`, by the same precedence as a sweep's runs
+    (`config.run_values`): agent defaults < method defaults < config `hparams` < config
+    `method_defaults` < `values`.
 
     Names are accepted for choices (method="rigl"); stack several with `stack_hparams`.
     """
     config = load_config(config)
     config.setdefault("sweep", {})
     agent = build_agent(config)
-    base = dict(config.get("hparams") or {})
-    method = values.get("method", base.get("method", "dense"))
-    merged = {**agent.method_defaults.get(method, {}), **base,
-              **((config.get("method_defaults") or {}).get(method) or {}), **values}
-    hparams = _make_hparams(agent.HParams, merged)
-    check_run(describe(hparams))
-    return hparams
+    check_defaults(config, agent)
+    return _make_hparams(agent.HParams, run_values(config, agent, values))

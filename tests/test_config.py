@@ -1,0 +1,42 @@
+"""One precedence rule for a run's hyperparameters, shared by the sweep planner and make_hparams."""
+
+import numpy as np
+import pytest
+
+import purejaxsparse as pjs
+from purejaxsparse.config import load_config, plan_sweep
+from purejaxsparse.hparams import ConfigError, describe
+
+from conftest import tiny_sweep_config
+
+
+def test_make_hparams_equals_the_planned_run_for_every_spelling_of_the_method():
+    config = tiny_sweep_config(sweep={"seed": 1, "method": ["dense", "static", "set", "rigl", "prune"]},
+                               method_defaults={"prune": {"start": 200}, "rigl": {"drop_fraction": 0.1}})
+    plan = plan_sweep(config)
+    planned = {r["method"]: r for r in plan.runs}
+    for method in planned:
+        for spelling in (method, method.upper(), method.capitalize()):
+            got = describe(pjs.make_hparams(config, method=spelling))
+            want = {k: v for k, v in planned[method].items() if k not in ("run", "seed")}
+            assert got == want, (spelling, got, want)
+    # the layers of the rule, read off by hand: the config's method_defaults beat its hparams
+    # (prune start 200 over hparams start 0), which beat the agent's own (prune start 20000)
+    assert planned["prune"]["start"] == 200 and planned["rigl"]["drop_fraction"] == pytest.approx(0.1)
+    # arguments beat everything; settings that do not apply to a method are reset
+    assert describe(pjs.make_hparams(config, method="Prune", start=300))["start"] == 300
+    assert describe(pjs.make_hparams(config, method="dense"))["sparsity"] == 0.0
+    with pytest.raises(ConfigError, match="method: got 'lottery'"):
+        pjs.make_hparams(config, method="lottery")
+
+
+def test_every_shipped_config_plans():
+    """Every YAML in configs/ (the quickstart, the papers' sweeps, the quick ones) plans."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1] / "configs"
+    paths = sorted(root.glob("*.yaml")) + sorted(root.glob("quick/*.yaml"))
+    assert len(paths) >= 15
+    for path in paths:
+        plan = plan_sweep(load_config(path))
+        assert plan.runs, path
+        assert np.all(np.asarray(plan.hparams.method) >= 0)
