@@ -9,6 +9,7 @@ resumes from its last checkpoint and ends with exactly the rows of an uninterrup
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import math
 import sys
@@ -25,8 +26,8 @@ from . import memory
 from .checkpoint import SweepCheckpoints
 from .config import Plan
 from .hparams import ConfigError, field_specs
-from .results import (RUN_INFO, append_rows, env_name, result_header, result_rows, truncate_results,
-                      write_csv)
+from .results import (DIVERGED_STEP, FINITE, RUN_INFO, append_rows, env_name, result_header, result_rows,
+                      truncate_results, write_csv)
 
 TRACE_COUNT = {"chunk": 0}
 """How often a chunk function was traced (compiled); one sweep traces it exactly once."""
@@ -87,7 +88,7 @@ def write_sweep_files(plan: Plan, out_dir: Path) -> None:
         info = {"env": env_name(plan.config), "agent": agent.name, **run}
         rows.append([info[c] for c in header[:-2]] + [total, int(final_active[r])])
     write_csv(out_dir / "runs.csv", header, rows)
-    write_csv(out_dir / "results.csv", result_header(agent.metric_names), [])
+    write_csv(out_dir / "results.csv", result_header(_row_metrics(agent)), [])
 
 
 def describe(plan: Plan, done: int = 0) -> str:
@@ -186,6 +187,7 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
     bar = _progress(progress, total=num_runs * agent.total_steps, initial=done * num_runs * steps_per_chunk,
                     desc=f"{num_runs} runs, env steps")
     t_run, chunks_run = time.perf_counter(), 0
+    first_bad = _recorded_divergence(out_dir / "results.csv", num_runs) if done else np.full(num_runs, -1)
     try:
         for c in range(done, plan.num_chunks):
             t0 = jnp.int32(c * plan.chunk_evals * agent.iterations_per_eval)
@@ -194,9 +196,12 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
                 from jax.experimental import multihost_utils
                 metrics = multihost_utils.process_allgather(metrics, tiled=True)
             metrics = {k: np.asarray(v)[:num_runs] for k, v in jax.device_get(metrics).items()}
+            first_bad = _first_divergence(first_bad, metrics)
+            metrics[DIVERGED_STEP] = np.where((first_bad[:, None] >= 0) & (metrics["step"] >= first_bad[:, None]),
+                                              first_bad[:, None], -1)
             if primary:
                 append_rows(out_dir / "results.csv",
-                            result_rows(plan.runs, env_name(plan.config), agent.name, metrics, agent.metric_names))
+                            result_rows(plan.runs, env_name(plan.config), agent.name, metrics, _row_metrics(agent)))
             checkpoints.save(c + 1, states)
             chunks_run += 1
             if bar is not None:
@@ -212,6 +217,31 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
     run_seconds = time.perf_counter() - t_run
     return SweepStats(out_dir, chunks_run, compile_seconds, run_seconds,
                       chunks_run * num_runs * steps_per_chunk)
+
+
+def _row_metrics(agent) -> tuple[str, ...]:
+    """results.csv's metric columns: the agent's, then the engine's `diverged_step`."""
+    return tuple(agent.metric_names) + (DIVERGED_STEP,)
+
+
+def _first_divergence(previous: np.ndarray, metrics: dict) -> np.ndarray:
+    """[R] step of each run's first evaluation with non-finite (or blown-up) params, -1 if
+    none yet; `previous` carries it over from earlier chunks."""
+    bad = ~np.asarray(metrics[FINITE], bool)
+    steps = np.asarray(metrics["step"])
+    in_chunk = np.where(bad.any(1), steps[np.arange(len(bad)), bad.argmax(1)], -1)
+    return np.where(previous >= 0, previous, in_chunk)
+
+
+def _recorded_divergence(path: Path, num_runs: int) -> np.ndarray:
+    """[R] first diverged step recorded in results.csv (a resumed sweep carries it on)."""
+    first = np.full(num_runs, -1)
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            r, step = int(row["run"]), int(row["step"])
+            if row.get(FINITE) == "False" and (first[r] < 0 or step < first[r]):
+                first[r] = step
+    return first
 
 
 def _progress(enabled: bool, total: int, initial: int, desc: str):

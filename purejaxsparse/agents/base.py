@@ -24,8 +24,24 @@ import envs
 
 from ..hparams import ConfigError
 
-METRICS = ("eval_return", "actual_sparsity", "active_params", "dormant_frac")
+METRICS = ("eval_return", "actual_sparsity", "active_params", "dormant_frac", "finite")
 """Per-evaluation metrics every agent reports (results.csv columns)."""
+
+DIVERGED_ABS = 1e8
+"""A run has diverged when a parameter is non-finite or larger than this in magnitude (healthy
+RL networks stay within ~1e3; blown-up ones go on to inf/NaN within a few updates)."""
+
+
+def params_finite(state) -> jax.Array:
+    """Whether every parameter of the state (its fields named *params) is finite and below
+    DIVERGED_ABS in magnitude: a run whose loss went NaN/inf shows it in its params."""
+    ok = jnp.bool_(True)
+    for f in dataclasses.fields(state):
+        if f.name.endswith("params"):
+            for leaf in jax.tree.leaves(getattr(state, f.name)):
+                if jnp.issubdtype(leaf.dtype, jnp.floating):
+                    ok = ok & jnp.all(jnp.abs(leaf) < DIVERGED_ABS)  # False for NaN and inf too
+    return ok
 
 
 def parse_static(cls, values: dict | None, where: str = "agent_config"):
@@ -108,7 +124,7 @@ class Agent:
         raise NotImplementedError
 
     def evaluate(self, state, hp, key: jax.Array, t) -> dict:
-        """Scalar metrics of METRICS (+ extra_metrics) after `t` iterations."""
+        """Scalar metrics of METRICS but `finite` (+ extra_metrics) after `t` iterations."""
         raise NotImplementedError
 
     def resume_episodes(self, state, key: jax.Array):
@@ -160,6 +176,7 @@ class Agent:
             key, k_eval = jax.random.split(s.key)
             s = s.replace(key=key)
             metrics = self.evaluate(s, hp, k_eval, t)
+            metrics["finite"] = params_finite(s)
             metrics["step"] = t * self.transitions_per_iteration
             return (s, t), metrics
 
