@@ -168,12 +168,12 @@ def _diverged_box(diverged: pd.DataFrame, n_runs: int) -> str:
     """The warning box at the top of the page: every diverged run, or nothing."""
     if diverged.empty:
         return ""
-    esc = html.escape
     table = diverged.to_html(index=False, border=0, classes="summary")
     return (f"<div class='warning'><h2>{len(diverged)} of {n_runs} runs diverged</h2>"
-            f"<p>Their parameters or loss became non-finite (NaN/inf) at <code>diverged_step</code> "
-            f"(-1: step not recorded). They are left out of every statistic (IQM, CI, means, the dense "
-            f"reference) and figure below; {esc('their rows stay in results.csv and final_scores.csv')}.</p>"
+            "<p>Their parameters or loss became non-finite (NaN/inf) at <code>diverged_step</code> "
+            "(-1: step not recorded; <code>first_eval_step</code>: the first evaluation that says so). They are "
+            "left out of every statistic (IQM, CI, means, the dense reference) and figure below; their rows "
+            "stay in results.csv and final_scores.csv.</p>"
             f"{table}</div>")
 
 
