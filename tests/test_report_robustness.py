@@ -1,4 +1,5 @@
-"""report / robustness / gradient SNR on a real (tiny) sweep directory."""
+"""report / robustness / gradient SNR columns on a real (tiny) sweep directory.
+(The SNR formula itself is tested in test_dqn.py, against rigl's log_snr.)"""
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +11,6 @@ import scipy.stats
 from conftest import tiny_sweep_config
 from test_report_agents import png_size
 from purejaxsparse import sweep
-from purejaxsparse.agents.common import gradient_snr
 from purejaxsparse.checkpoint import SweepCheckpoints
 from purejaxsparse.cli import main
 from purejaxsparse.config import load_config, plan_sweep
@@ -29,17 +29,9 @@ def sweep_dir(tmp_path_factory):
 
 def test_grad_snr_columns(sweep_dir):
     results = pd.read_csv(sweep_dir / "results.csv")
-    assert list(results.columns)[-2:] == ["grad_snr", "grad_snr_active"]
+    assert {"grad_snr", "grad_snr_active"} <= set(results.columns)
     for col in ("grad_snr", "grad_snr_active"):
         assert np.all(np.isfinite(results[col])) and np.all(results[col] > 0)
-
-
-def test_gradient_snr_formula():
-    g = {"a": jnp.array([[1.0, 2.0], [3.0, 2.0], [5.0, 2.0]]), "b": jnp.array([[1.0], [-1.0], [0.0]])}
-    masks = {"a": jnp.array([True, False]), "b": jnp.array([True])}
-    # active entries: a[:,0] -> |3| / std([1,3,5]); b[:,0] -> |0| / std
-    want = (3.0 / np.std([1, 3, 5]) + 0.0) / 2
-    assert float(gradient_snr(g, masks)) == pytest.approx(want, rel=1e-5)
 
 
 def test_report_cli_matches_independent_iqm(sweep_dir, capsys):
