@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-_LAZY = {"make_train": "train", "make_hparams": "train", "stack_hparams": "hparams", "ConfigError": "hparams"}
+_LAZY = {"make_train": "train", "make_hparams": "train", "stack_hparams": "fields", "ConfigError": "fields"}
 __all__ = ["make_train", "make_hparams", "stack_hparams", "ConfigError", "__version__"]
 
 if TYPE_CHECKING:  # for type checkers and IDEs only
-    from .hparams import ConfigError, stack_hparams
+    from .fields import ConfigError, stack_hparams
     from .train import make_hparams, make_train
 
 

@@ -27,7 +27,7 @@ def _default_config() -> Path:
         candidate = root / "configs" / "quickstart.yaml"
         if candidate.is_file():
             return candidate
-    from .hparams import ConfigError
+    from .fields import ConfigError
     raise ConfigError("config: no CONFIG given and no configs/quickstart.yaml here or in the source checkout")
 
 
@@ -88,7 +88,7 @@ def _quiet_libraries() -> None:
 
 def _cmd_run(args) -> int:
     from .config import apply_overrides, load_config, plan_sweep
-    from .hparams import ConfigError
+    from .fields import ConfigError
     from .memory import parse_bytes
     from .sweep import check_out_dir
 
@@ -132,7 +132,7 @@ def _dry_run(plan, device_memory) -> int:
 
 def _cmd_resume(args) -> int:
     from .config import load_config, plan_sweep
-    from .hparams import ConfigError
+    from .fields import ConfigError
 
     if not (args.dir / "config.yaml").is_file() or not (args.dir / "results.csv").is_file():
         raise ConfigError(f"resume: {args.dir} is not a sweep directory (no config.yaml/results.csv)")
@@ -186,7 +186,7 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_robustness(args) -> int:
-    from .hparams import ConfigError
+    from .fields import ConfigError
     from .robustness import run_robustness
 
     try:
@@ -213,7 +213,7 @@ def main(argv=None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.args = list(args.args) + extra
     _quiet_libraries()
-    from .hparams import ConfigError
+    from .fields import ConfigError
 
     if getattr(args, "distributed", False):
         import jax

@@ -22,7 +22,7 @@ import yaml
 import envs
 
 from .agents import AGENTS, Agent
-from .hparams import ConfigError, field_specs, make_hparams, stack_hparams
+from .fields import ConfigError, field_specs, make_hparams, stack_hparams
 
 REQUIRED = ("agent", "env", "total_steps", "eval_every", "eval_episodes", "sweep")
 OPTIONAL = ("name", "agent_config", "hparams", "method_defaults", "chunk_evals")

@@ -31,7 +31,7 @@ import re
 
 import jax
 
-from .hparams import ConfigError
+from .fields import ConfigError
 
 CATEGORIES = ("replay", "params", "optimizer", "masks", "other")
 SAFETY = 0.9

@@ -18,7 +18,7 @@ import numpy as np
 from .analysis.report import write_report
 from .checkpoint import SweepCheckpoints
 from .config import load_config, plan_sweep
-from .hparams import ConfigError
+from .fields import ConfigError
 from .results import env_name, write_csv
 
 

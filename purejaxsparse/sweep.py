@@ -25,7 +25,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from . import memory
 from .checkpoint import SweepCheckpoints
 from .config import Plan
-from .hparams import ConfigError, field_specs
+from .fields import ConfigError, field_specs
 from .results import (DIVERGED_STEP, FINITE, RUN_INFO, append_rows, env_name, result_header, result_rows,
                       truncate_results, write_csv)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .config import check_defaults, build_agent, load_config, run_values
-from .hparams import make_hparams as _make_hparams
+from .fields import make_hparams as _make_hparams
 
 
 def make_train(config):

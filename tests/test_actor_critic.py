@@ -15,7 +15,7 @@ from purejaxsparse.agents.actor_critic import (NETWORK_METRICS, RunningStats, ga
                                                network_sparsities, tanh_gaussian_sample, to_env_action)
 from purejaxsparse.agents.base import METRICS
 from purejaxsparse.config import plan_sweep
-from purejaxsparse.hparams import ConfigError
+from purejaxsparse.fields import ConfigError
 from test_report_agents import check_per_network_report
 
 BASE = ["run", "env", "agent", "method", "sparsity", "seed", "step", *METRICS]

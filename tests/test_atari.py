@@ -248,7 +248,7 @@ def test_atari_sweep_is_killed_resumed_reported_and_noised(tmp_path):
 def test_epsilon_decays_as_dopamine():
     """Dopamine's linearly_decaying_epsilon(decay_period, step, warmup_steps, epsilon)."""
     from purejaxsparse.agents.dqn import DQNHParams, exploration_epsilon
-    from purejaxsparse.hparams import make_hparams
+    from purejaxsparse.fields import make_hparams
 
     def dopamine(decay, step, warmup, eps):
         bonus = np.clip((1.0 - eps) * (decay + warmup - step) / decay, 0.0, 1.0 - eps)

@@ -5,7 +5,7 @@ import pytest
 
 import purejaxsparse as pjs
 from purejaxsparse.config import load_config, plan_sweep
-from purejaxsparse.hparams import ConfigError, describe
+from purejaxsparse.fields import ConfigError, describe
 
 from conftest import tiny_sweep_config
 

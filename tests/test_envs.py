@@ -60,7 +60,7 @@ def test_registered_and_errors():
 
 def test_bad_env_parameter_is_a_config_error():
     from purejaxsparse.config import make_env
-    from purejaxsparse.hparams import ConfigError
+    from purejaxsparse.fields import ConfigError
     with pytest.raises(ConfigError, match=r"^env: CartPole-v1: parameter 'max_steps_in_episode' got -5"):
         make_env({"name": "CartPole-v1", "max_steps_in_episode": -5}, 1)
 

@@ -12,7 +12,7 @@ from conftest import tiny_sweep_config
 from purejaxsparse import memory, sweep
 from purejaxsparse.cli import main
 from purejaxsparse.config import plan_sweep
-from purejaxsparse.hparams import ConfigError
+from purejaxsparse.fields import ConfigError
 from purejaxsparse.nets import MLP
 
 QUICKSTART = str(Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml")

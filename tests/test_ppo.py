@@ -12,7 +12,7 @@ import purejaxsparse as pjs
 from purejaxsparse import sparse as sp
 from purejaxsparse.agents.actor_critic import RunningStats
 from purejaxsparse.config import build_agent
-from purejaxsparse.hparams import ConfigError
+from purejaxsparse.fields import ConfigError
 
 LEARN = {
     "agent": "ppo", "env": "CartPole-v1", "total_steps": 40_960, "eval_every": 8192, "eval_episodes": 8,

@@ -15,7 +15,7 @@ import pytest
 import purejaxsparse as pjs
 from purejaxsparse import sparse as sp
 from purejaxsparse.config import build_agent, load_config, plan_sweep
-from purejaxsparse.hparams import ConfigError
+from purejaxsparse.fields import ConfigError
 
 LEARN = {
     "agent": "sac", "env": "Pendulum-v1", "total_steps": 7000, "eval_every": 1000, "eval_episodes": 5,

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from .. import sparse as sp
-from ..hparams import SparseFields, hfield
+from ..fields import hfield
 
 MAX_NETWORK_SPARSITY = 0.999
 
@@ -32,8 +32,8 @@ NETWORK_METRICS = ("actual_sparsity_actor", "actual_sparsity_critic", "active_pa
 
 
 @struct.dataclass
-class ActorCriticFields(SparseFields):
-    """SparseFields plus the per-network sparsity targets (traced, unset = -1)."""
+class ActorCriticFields(sp.SparseHParams):
+    """sparse.SparseHParams plus the per-network sparsity targets (traced, unset = -1)."""
 
     actor_sparsity: jax.Array = hfield(
         "float", None, "actor's target sparsity (null: sparsity)", low=0.0, high=1.0, high_open=True,

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 import envs
 
-from ..hparams import ConfigError
+from ..fields import ConfigError
 
 METRICS = ("eval_return", "actual_sparsity", "active_params", "dormant_frac", "finite")
 """Per-evaluation metrics every agent reports (results.csv columns)."""

@@ -35,7 +35,7 @@ import envs
 
 from .. import replay
 from .. import sparse as sp
-from ..hparams import SparseFields, hfield
+from ..fields import hfield
 from ..nets import MLP, ImpalaResNet, MinAtarCNN, NatureCNN
 from .base import Agent
 from .common import SparseNetwork, final_active_params, l2_penalty, masked_update, network_metrics
@@ -59,8 +59,8 @@ class DQNStatic:
 
 
 @struct.dataclass
-class DQNHParams(SparseFields):
-    """Per-run (traced) DQN hyperparameters; the sparse ones come from SparseFields."""
+class DQNHParams(sp.SparseHParams):
+    """Per-run (traced) DQN hyperparameters; the sparse ones come from sparse.SparseHParams."""
 
     learning_rate: jax.Array = hfield("float", 1e-3, "Adam step size", low=0.0, low_open=True)
     adam_eps: jax.Array = hfield("float", 1e-7, "Adam epsilon (Keras' default)", low=0.0, low_open=True)

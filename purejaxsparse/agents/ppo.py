@@ -27,7 +27,7 @@ from flax import struct
 import envs
 
 from .. import sparse as sp
-from ..hparams import hfield
+from ..fields import hfield
 from ..nets import MLP
 from ..nets.gaussian import GaussianMLP
 from .actor_critic import (NETWORK_METRICS, ActorCriticFields, RunningStats, actor_critic_metrics,

@@ -38,7 +38,7 @@ import envs
 
 from .. import replay
 from .. import sparse as sp
-from ..hparams import hfield
+from ..fields import hfield
 from ..nets import MLP
 from .actor_critic import (NETWORK_METRICS, ActorCriticFields, action_scale, actor_critic_metrics,
                            network_sparsities, policy_log_std, tanh_gaussian_sample, to_env_action)

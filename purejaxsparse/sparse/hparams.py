@@ -7,8 +7,12 @@ program), never Python branches.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax.numpy as jnp
 from flax import struct
+
+from ..fields import hfield
 
 METHODS = ("dense", "dense_width", "static", "set", "rigl", "prune")
 """Sparse-training methods, in id order (`hp.method` holds the index)."""
@@ -53,40 +57,45 @@ def start_mode_id(name):
 
 @struct.dataclass
 class SparseHParams:
-    """Traced per-run settings of the sparse-training method.
+    """Traced per-run settings of the sparse-training method (the one declaration; agents'
+    HParams extend it). Steps (`update_interval`, `start`, `end`) count optimizer steps, as
+    in the papers' code.
 
-    Steps (`update_interval`, `start`, `end`) count optimizer steps, as in the papers' code.
     - method: id into METHODS.
     - sparsity: global target fraction of zero kernel weights, in [0, 1).
     - distribution: id into DISTRIBUTIONS (how the target is shared among layers).
     - drop_fraction: SET/RigL initial drop fraction f0 of the cosine schedule.
     - update_interval: steps between mask updates (SET/RigL/prune).
     - start: prune: t0 of the polynomial schedule. static/SET/RigL: see start_mode.
-    - start_mode: id into START_MODES. delay_updates: the mask is sparse from initialisation
-      and SET/RigL change it from `start` on; dense_then_cut: dense until `start`, then a
-      one-off magnitude cut. The same when start == 0.
     - end: last step at which masks change (prune: t1); masks are frozen after it.
     - sparse_init: sparsity-aware initialisation of sparse-from-scratch layers.
     - use_bias: False puts a zero mask on every bias.
+    - start_mode: id into START_MODES. delay_updates: the mask is sparse from initialisation
+      and SET/RigL change it from `start` on; dense_then_cut: dense until `start`, then a
+      one-off magnitude cut. The same when start == 0.
     """
 
-    method: jnp.ndarray = struct.field(default_factory=lambda: jnp.int32(DENSE))
-    sparsity: jnp.ndarray = struct.field(default_factory=lambda: jnp.float32(0.0))
-    distribution: jnp.ndarray = struct.field(default_factory=lambda: jnp.int32(ERK))
-    drop_fraction: jnp.ndarray = struct.field(default_factory=lambda: jnp.float32(0.5))
-    update_interval: jnp.ndarray = struct.field(default_factory=lambda: jnp.int32(1000))
-    start: jnp.ndarray = struct.field(default_factory=lambda: jnp.int32(0))
-    end: jnp.ndarray = struct.field(default_factory=lambda: jnp.int32(75_000))
-    sparse_init: jnp.ndarray = struct.field(default_factory=lambda: jnp.bool_(True))
-    use_bias: jnp.ndarray = struct.field(default_factory=lambda: jnp.bool_(True))
-    start_mode: jnp.ndarray = struct.field(default_factory=lambda: jnp.int32(DELAY_UPDATES))
+    method: jnp.ndarray = hfield("choice", "dense", "sparse-training method", choices=METHODS)
+    sparsity: jnp.ndarray = hfield("float", 0.9, "global target fraction of zero kernel weights",
+                                   low=0.0, high=1.0, high_open=True)
+    distribution: jnp.ndarray = hfield("choice", "erk", "layer distribution", choices=DISTRIBUTIONS)
+    drop_fraction: jnp.ndarray = hfield("float", 0.5, "SET/RigL initial drop fraction", low=0.0, high=1.0)
+    update_interval: jnp.ndarray = hfield("int", 1000, "optimizer steps between mask updates", low=1)
+    start: jnp.ndarray = hfield("int", 0, "prune t0; static/SET/RigL: see start_mode", low=0)
+    end: jnp.ndarray = hfield("int", 75_000, "last optimizer step at which masks change", low=0)
+    sparse_init: jnp.ndarray = hfield("bool", True, "sparsity-aware initialisation")
+    use_bias: jnp.ndarray = hfield("bool", True, "False puts a zero mask on every bias")
+    start_mode: jnp.ndarray = hfield(
+        "choice", "delay_updates", "static/SET/RigL with start > 0: delay_updates (sparse from init, "
+        "topology updates from start; JaxPruner) or dense_then_cut (dense until start, then a "
+        "magnitude cut)", choices=START_MODES)
 
     @classmethod
     def make(cls, method="dense", sparsity=0.0, distribution="erk", drop_fraction=0.5,
              update_interval=1000, start=0, end=75_000, sparse_init=True, use_bias=True,
              start_mode="delay_updates"):
         """Build from Python values or names (names are turned into ids); arrays pass through."""
-        return cls(
+        return SparseHParams(
             method=jnp.asarray(method_id(method), jnp.int32),
             sparsity=jnp.asarray(sparsity, jnp.float32),
             distribution=jnp.asarray(distribution_id(distribution), jnp.int32),
@@ -98,3 +107,11 @@ class SparseHParams:
             use_bias=jnp.asarray(use_bias, jnp.bool_),
             start_mode=jnp.asarray(start_mode_id(start_mode), jnp.int32),
         )
+
+    def sparse(self, sparsity=None) -> "SparseHParams":
+        """Just the sparse settings of these hparams (an agent's HParams carries more), optionally
+        with another sparsity (e.g. per network)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(SparseHParams)}
+        if sparsity is not None:
+            values["sparsity"] = sparsity
+        return SparseHParams(**values)

@@ -1,9 +1,10 @@
-"""Traced per-run hyperparameters: field specs, validation, and conversion to array pytrees.
+"""Specs of traced per-run hyperparameters: validation and conversion to array pytrees.
 
-An agent declares its per-run hyperparameters as a flax struct dataclass whose fields carry a
-`Field` spec in their metadata (default, type, allowed range or choices). Every such value is
-traced: it may differ between the runs of one compiled sweep. Static settings (shapes, loop
-lengths) live elsewhere (the agent's static config).
+A hyperparameters class is a flax struct dataclass whose fields carry a `Field` spec in their
+metadata (default, type, allowed range or choices): `sparse.SparseHParams` declares the sparse
+ones, each agent's HParams adds its own. Every such value is traced: it may differ between the
+runs of one compiled sweep. Static settings (shapes, loop lengths) live elsewhere (the agent's
+static config). A leaf module: it imports nothing from purejaxsparse.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from .sparse import DISTRIBUTIONS, METHODS, START_MODES, SparseHParams
 
 
 class ConfigError(ValueError):
@@ -106,34 +106,6 @@ def hfield(kind: str, default, doc: str = "", **spec):
 def field_specs(cls) -> dict[str, Field]:
     """name -> Field of an hparams dataclass, in declaration order."""
     return {f.name: f.metadata["hparam"] for f in dataclasses.fields(cls)}
-
-
-@struct.dataclass
-class SparseFields:
-    """The sparse-training hyperparameters every agent shares (see sparse.SparseHParams)."""
-
-    method: jax.Array = hfield("choice", "dense", "sparse-training method", choices=METHODS)
-    sparsity: jax.Array = hfield("float", 0.9, "global target fraction of zero kernel weights",
-                                 low=0.0, high=1.0, high_open=True)
-    distribution: jax.Array = hfield("choice", "erk", "layer distribution", choices=DISTRIBUTIONS)
-    drop_fraction: jax.Array = hfield("float", 0.5, "SET/RigL initial drop fraction", low=0.0, high=1.0)
-    update_interval: jax.Array = hfield("int", 1000, "optimizer steps between mask updates", low=1)
-    start: jax.Array = hfield("int", 0, "prune t0; static/SET/RigL: see start_mode", low=0)
-    end: jax.Array = hfield("int", 75_000, "last optimizer step at which masks change", low=0)
-    sparse_init: jax.Array = hfield("bool", True, "sparsity-aware initialisation")
-    use_bias: jax.Array = hfield("bool", True, "False puts a zero mask on every bias")
-    start_mode: jax.Array = hfield(
-        "choice", "delay_updates", "static/SET/RigL with start > 0: delay_updates (sparse from init, "
-        "topology updates from start; JaxPruner) or dense_then_cut (dense until start, then a "
-        "magnitude cut)", choices=START_MODES)
-
-    def sparse(self, sparsity=None) -> SparseHParams:
-        """SparseHParams of this run (optionally with another sparsity, e.g. per network)."""
-        return SparseHParams(
-            method=self.method, sparsity=self.sparsity if sparsity is None else sparsity,
-            distribution=self.distribution, drop_fraction=self.drop_fraction,
-            update_interval=self.update_interval, start=self.start, end=self.end,
-            sparse_init=self.sparse_init, use_bias=self.use_bias, start_mode=self.start_mode)
 
 
 def make_hparams(cls, values: dict | None = None, **overrides):
