@@ -198,10 +198,10 @@ class Pipeline:
 
     def updates_in_window(self, w: int, interval: int) -> tuple[int, int]:
         """(optimizer steps, mask updates) in window w (as agent.iteration and the schedule count)."""
-        first, every = self.agent.first_train_iter, self.agent.static.train_every
+        first, every = self.agent.schedule.first_train_iter, self.agent.static.train_every
         grads = [(t - first) // every + 1 for t in range(w * self.steps, (w + 1) * self.steps)
                  if t >= first and (t - first) % every == 0]
-        return len(grads), sum(g > 0 and g % interval == 0 for g in grads)
+        return len(grads), sum((g - 1) % interval == 0 for g in grads)  # the update runs at counter g - 1
 
     def run(self) -> float:
         t0 = jnp.int32(self.window * self.steps)

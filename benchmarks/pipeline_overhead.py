@@ -85,7 +85,7 @@ def measure(hidden, args):
     keys, hps = bl.run_hparams(config, [args.method] * args.runs)
     hp = bl.take(hps, 0)
     state = jax.jit(agent.init)(keys[0], hp)
-    t_start = agent.first_train_iter + 1  # steady state: training on every iteration
+    t_start = agent.schedule.first_train_iter + 1  # steady state: training on every iteration
     n, B = args.steps, args.batch_size
     net, tx = agent.q, optax.adam(1e-3)
     k1, k2, k3, k4 = jax.random.split(jax.random.PRNGKey(1), 4)
@@ -122,7 +122,7 @@ def measure(hidden, args):
             lambda s, t: (lambda s, b: adam_step(s, td, s.target_params, b))(*sampled(s, t)),
         "train only (+ masks, mask-update check, L2, target copy)":
             lambda s, t: (lambda key, k_sample, k_mask: agent._train(
-                s.replace(key=key), hp, t, t - agent.first_train_iter + 1, k_sample, k_mask))(
+                s.replace(key=key), hp, t, t - agent.schedule.first_train_iter + 1, k_sample, k_mask))(
                 *jax.random.split(s.key, 3)),
         "training step (+ act, env step, replay write)": lambda s, t: agent.iteration(s, hp, t),
     }

@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import itertools
 import math
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -144,10 +145,54 @@ def build_agent(config: dict) -> Agent:
 
 
 def _parse_static(cls, values):
-    from .agents.base import parse_static
     if values is not None and not isinstance(values, dict):
         raise ConfigError(f"agent_config: got {values!r}; allowed: a mapping of settings")
     return parse_static(cls.Static, values)
+
+
+def parse_static(cls, values: dict | None, where: str = "agent_config"):
+    """Instance of the static-settings dataclass `cls` from a mapping, validated.
+
+    Unknown keys and wrong types raise ConfigError naming `where.key`; a field's metadata may
+    set `min` (inclusive lower bound).
+    """
+    values = dict(values or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in fields:
+            raise ConfigError(f"{where}.{key}: unknown setting; allowed: {', '.join(fields)}")
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for name, f in fields.items():
+        if name not in values:
+            continue
+        v, hint = values[name], hints[name]
+        origin = typing.get_origin(hint)
+        if origin in (tuple, list):
+            if not isinstance(v, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+                raise ConfigError(f"{where}.{name}: got {v!r}; allowed: a list of integers")
+            v = tuple(v)
+            if any(x < f.metadata.get("min", 1) for x in v):
+                raise ConfigError(f"{where}.{name}: got {list(v)!r}; allowed: integers >= {f.metadata.get('min', 1)}")
+        elif hint is bool:
+            if not isinstance(v, bool):
+                raise ConfigError(f"{where}.{name}: got {v!r}; allowed: true or false")
+        elif hint is int:
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ConfigError(f"{where}.{name}: got {v!r}; allowed: an integer")
+        elif hint is float:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ConfigError(f"{where}.{name}: got {v!r}; allowed: a number")
+            v = float(v)
+        elif hint is str:
+            choices = f.metadata.get("choices")
+            if not isinstance(v, str) or (choices and v not in choices):
+                allowed = ", ".join(choices) if choices else "a string"
+                raise ConfigError(f"{where}.{name}: got {v!r}; allowed: {allowed}")
+        if "min" in f.metadata and not isinstance(v, tuple) and v < f.metadata["min"]:
+            raise ConfigError(f"{where}.{name}: got {v!r}; allowed: >= {f.metadata['min']}")
+        out[name] = v
+    return cls(**out)
 
 
 @dataclasses.dataclass

@@ -50,11 +50,12 @@ def test_window_sizes_and_replay_cap(mod):
 
 def test_optimizer_steps_and_mask_updates_per_window(mod):
     # as DQN.iteration counts: train at t >= first_train_iter every train_every iterations,
-    # grad_step = (t - first) // train_every + 1; masks update at grad steps that are multiples
-    # of the interval (start 0)
+    # grad_step = (t - first) // train_every + 1; masks update before grad steps whose counter
+    # grad_step - 1 is a multiple of the interval (start 0; counter 0 included, as rigl)
     pipe = object.__new__(mod.Pipeline)
     pipe.steps = 100
-    pipe.agent = types.SimpleNamespace(first_train_iter=31, static=types.SimpleNamespace(train_every=4))
-    assert pipe.updates_in_window(0, 25) == (18, 0)  # t = 31, 35, ..., 99: grad steps 1..18
+    pipe.agent = types.SimpleNamespace(schedule=types.SimpleNamespace(first_train_iter=31),
+                                       static=types.SimpleNamespace(train_every=4))
+    assert pipe.updates_in_window(0, 25) == (18, 1)  # t = 31, 35, ..., 99: grad steps 1..18, counter 0
     for w in (1, 2, 3, 4):
         assert pipe.updates_in_window(w, 25) == (25, 1)

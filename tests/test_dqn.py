@@ -119,7 +119,7 @@ def test_set_mask_changes_at_the_first_train_step():
               "hparams": {**LEARN["hparams"], "update_interval": 1000, "drop_fraction": 0.5}}
     train = pjs.make_train(config)
     hp = pjs.make_hparams(config, method="set")
-    first = train.agent.first_train_iter  # the iteration of the first optimizer step
+    first = train.agent.schedule.first_train_iter  # the iteration of the first optimizer step
     state0 = train.agent.init(jax.random.PRNGKey(0), hp)
     run = jax.jit(lambda s, lo, hi: jax.lax.fori_loop(lo, hi, lambda t, s: train.agent.iteration(s, hp, t), s))
     before = run(state0, 0, first)
@@ -140,7 +140,7 @@ def test_grad_snr_on_the_training_batch_every_snr_every_steps():
     agent = train.agent
     hp = pjs.make_hparams(config, method="rigl")
     state = agent.init(jax.random.PRNGKey(0), hp)
-    first = agent.first_train_iter
+    first = agent.schedule.first_train_iter
     run = jax.jit(lambda s, lo, hi: jax.lax.fori_loop(lo, hi, lambda t, s: agent.iteration(s, hp, t), s))
     s = run(state, 0, first)
     assert np.all(np.isnan(np.asarray(s.snr)))

@@ -15,6 +15,33 @@ from ..sparse.hparams import PRUNE, RIGL, SET, STATIC
 
 
 @dataclasses.dataclass(frozen=True)
+class OffPolicySchedule:
+    """Replay size and update schedule of an off-policy agent (DQN, SAC) stepping E envs.
+
+    capacity: replay rows (E transitions each) for `buffer_size` transitions; the first update
+    comes at the iteration whose env steps reach `learning_starts` (warm-up), then one round of
+    updates every `train_every` iterations.
+    """
+
+    capacity: int
+    first_train_iter: int
+    train_every: int = 1
+
+    @classmethod
+    def of(cls, buffer_size: int, learning_starts: int, num_envs: int, train_every: int = 1):
+        return cls(max(1, buffer_size // num_envs), max(0, -(-learning_starts // num_envs) - 1), train_every)
+
+    def due(self, t):
+        """(whether iteration t updates, rounds of updates done before it); t unbatched."""
+        since = t - self.first_train_iter
+        return (since >= 0) & (since % self.train_every == 0), since // self.train_every
+
+    def rows_written(self, t):
+        """Replay rows holding data after t iterations (the ring's fill level)."""
+        return jnp.minimum(t, self.capacity)
+
+
+@dataclasses.dataclass(frozen=True)
 class SparseNetwork:
     """A flax module, the shape of its input, and the SparseSpec of its params (all static)."""
 
@@ -88,16 +115,3 @@ def final_active_params(net: SparseNetwork, hp: sp.SparseHParams) -> jax.Array:
     ends_sparse = (m == STATIC) | (m == SET) | (m == RIGL) | (m == PRUNE)
     final = hp.replace(method=jnp.where(ends_sparse, STATIC, m), start=jnp.int32(0))
     return sp.active_params(sp.init_masks(jax.random.PRNGKey(0), net.spec, final))
-
-
-def gradient_snr(per_sample_grads, masks) -> jnp.ndarray:
-    """Mean over active weights of |mean| / std of per-sample gradients (Graesser et al.).
-
-    per_sample_grads: a params-shaped tree with a leading batch axis.
-    """
-    total, count = jnp.float32(0.0), jnp.float32(0.0)
-    for g, m in zip(jax.tree.leaves(per_sample_grads), jax.tree.leaves(masks)):
-        snr = jnp.abs(g.mean(0)) / (g.std(0) + 1e-10)
-        total = total + jnp.sum(jnp.where(m, snr, 0.0))
-        count = count + jnp.sum(m)
-    return total / jnp.maximum(count, 1.0)

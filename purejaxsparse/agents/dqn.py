@@ -38,7 +38,8 @@ from .. import sparse as sp
 from ..fields import hfield
 from ..nets import MLP, ImpalaResNet, MinAtarCNN, NatureCNN
 from .base import Agent
-from .common import SparseNetwork, final_active_params, l2_penalty, masked_update, network_metrics
+from .common import (OffPolicySchedule, SparseNetwork, final_active_params, l2_penalty, masked_update,
+                     network_metrics)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,9 +131,9 @@ class DQN(Agent):
         self.decay_output_layer = static.network != "mlp"
         self.frame_stack = int(getattr(env, "frame_stack", 0))  # > 1: store frames, rebuild stacks
         self.extra_metrics = SNR_METRICS if static.grad_snr else ()
-        self.capacity = max(1, static.buffer_size // env.num_envs)
-        self.first_train_iter = max(0, -(-static.learning_starts // env.num_envs) - 1)
-        if self.frame_stack > 1 and (self.capacity < self.frame_stack + 2
+        self.schedule = OffPolicySchedule.of(static.buffer_size, static.learning_starts, env.num_envs,
+                                             static.train_every)
+        if self.frame_stack > 1 and (self.schedule.capacity < self.frame_stack + 2
                                      or static.learning_starts < (self.frame_stack + 1) * env.num_envs):
             raise ValueError(f"a {self.frame_stack}-frame replay needs buffer_size >= "
                              f"{(self.frame_stack + 2) * env.num_envs} and learning_starts >= "
@@ -148,9 +149,9 @@ class DQN(Agent):
         env_state, obs = self.env.reset(k_env)
         e = self.env.num_envs
         if self.frame_stack > 1:
-            buffer = replay.init_frames(self.capacity, e, obs.shape[1:-1], obs.dtype)
+            buffer = replay.init_frames(self.schedule.capacity, e, obs.shape[1:-1], obs.dtype)
         else:
-            buffer = replay.init_buffer(self.capacity, {
+            buffer = replay.init_buffer(self.schedule.capacity, {
                 "obs": obs, "next_obs": obs, "action": jnp.zeros(e, jnp.int32),
                 "reward": jnp.zeros(e, jnp.float32), "terminated": jnp.zeros(e, bool)})
         return DQNState(params=params, target_params=params, opt_state=_optimizer(hp).init(params),
@@ -186,9 +187,8 @@ class DQN(Agent):
                 "obs": state.obs, "next_obs": info["final_obs"], "action": action,
                 "reward": reward, "terminated": terminated})
         state = state.replace(env_state=env_state, obs=obs, buffer=buffer, key=key)
-        since = t - self.first_train_iter
-        train_now = (since >= 0) & (since % self.static.train_every == 0)
-        grad_step = since // self.static.train_every + 1
+        train_now, rounds = self.schedule.due(t)
+        grad_step = rounds + 1
         return jax.lax.cond(train_now, lambda s: self._train(s, hp, t, grad_step, k_sample, k_mask),
                             lambda s: s, state)
 
@@ -247,7 +247,7 @@ class DQN(Agent):
     def evaluate(self, state: DQNState, hp, key, t) -> dict:
         k_eval, k_states = jax.random.split(key)
         returns = self.evaluation_returns(state, hp, k_eval)
-        rows = t if self.frame_stack > 1 else jnp.minimum(t, self.capacity)
+        rows = t if self.frame_stack > 1 else self.schedule.rows_written(t)
         states = self._sample(k_states, state.buffer, rows, self.static.dormant_batch)["obs"]
         metrics = {"eval_return": returns.mean(),
                    **network_metrics(self.q, state.params, state.masks, hp.sparse(), states,

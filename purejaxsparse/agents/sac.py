@@ -43,7 +43,7 @@ from ..nets import MLP
 from .actor_critic import (NETWORK_METRICS, ActorCriticFields, action_scale, actor_critic_metrics,
                            network_sparsities, policy_log_std, tanh_gaussian_sample, to_env_action)
 from .base import Agent
-from .common import SparseNetwork, final_active_params, l2_penalty, masked_update
+from .common import OffPolicySchedule, SparseNetwork, final_active_params, l2_penalty, masked_update
 
 NUM_CRITICS = 2
 CRITIC_LOSS_WEIGHT = 0.5  # TF-Agents SacAgent's critic_loss_weight default (the original keeps it)
@@ -151,8 +151,7 @@ class SAC(Agent):
                                          env.obs_shape, inits=sp.GLOROT_UNIFORM)
         self.critic = SparseNetwork.build(MLP(hidden=static.hidden, out_dim=1),
                                           (obs_dim + self.action_dim,), inits=sp.GLOROT_UNIFORM)
-        self.capacity = max(1, static.buffer_size // env.num_envs)
-        self.first_train_iter = max(0, -(-static.learning_starts // env.num_envs) - 1)
+        self.schedule = OffPolicySchedule.of(static.buffer_size, static.learning_starts, env.num_envs)
 
     def networks(self):
         return {"actor": self.actor, **{f"critic{i + 1}": self.critic for i in range(NUM_CRITICS)}}
@@ -223,7 +222,7 @@ class SAC(Agent):
             critic_params=critic_params, critic_masks=tuple(m for _, m in critics),
             critic_opt=tuple(tx.init(p) for p in critic_params), target_params=critic_params,
             log_alpha=log_alpha, alpha_opt=_alpha_optimizer(hp).init(log_alpha),
-            env_state=env_state, obs=obs, buffer=replay.init_buffer(self.capacity, example),
+            env_state=env_state, obs=obs, buffer=replay.init_buffer(self.schedule.capacity, example),
             key=key)
 
     def iteration(self, state: SACState, hp, t):
@@ -238,16 +237,16 @@ class SAC(Agent):
             "obs": state.obs, "next_obs": info["final_obs"], "action": action,
             "reward": reward, "terminated": terminated})
         state = state.replace(env_state=env_state, obs=obs, buffer=buffer, key=key)
-        since = t - self.first_train_iter
+        train_now, rounds = self.schedule.due(t)
 
         def train(s):
             def one(s, u):
-                step = since * self.static.updates_per_iteration + u + 1
+                step = rounds * self.static.updates_per_iteration + u + 1
                 return self._update(s, hp, t, step, jax.random.fold_in(k_train, u)), None
             s, _ = jax.lax.scan(one, s, jnp.arange(self.static.updates_per_iteration, dtype=jnp.int32))
             return s
 
-        return jax.lax.cond(since >= 0, train, lambda s: s, state)
+        return jax.lax.cond(train_now, train, lambda s: s, state)
 
     def _update(self, state: SACState, hp, t, step, key):
         k_sample, k_next, k_pi, k_alpha, k_actor, *k_critics = jax.random.split(key, 5 + NUM_CRITICS)
@@ -306,7 +305,7 @@ class SAC(Agent):
     def evaluate(self, state: SACState, hp, key, t) -> dict:
         k_eval, k_states = jax.random.split(key)
         returns = self.evaluation_returns(state, hp, k_eval)
-        rows = jnp.minimum(t, self.capacity)
+        rows = self.schedule.rows_written(t)
         batch = replay.sample(k_states, state.buffer, rows, self.static.dormant_batch)
         sa = self._critic_input(batch["obs"], batch["action"], hp)
         s_actor, s_critic = self.sparsities(hp)
