@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from .names import METHODS  # jax-free, shared with the sparse core
+
 log = logging.getLogger(__name__)
 
-METHODS = ("dense", "dense_width", "static", "set", "rigl", "prune")
-"""Sparse-training methods, in id order (the jax-free names; `purejaxsparse.sparse` ids index them)."""
 DENSE = METHODS[0]
 
 RUN_INFO = ("run", "env", "agent", "method", "sparsity", "seed")

@@ -11,7 +11,6 @@ import pytest
 import yaml
 from scipy import stats as sps
 
-from purejaxsparse import results as results_io
 from purejaxsparse.analysis import plots, report, stats
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -375,12 +374,3 @@ def test_swept_hparam_splits_lines_but_per_method_default_does_not(tmp_path):
     summ = stats.summarize(results, runs, config, reps=100)
     assert len(summ) == 6
     assert_png(plots.plot_score_vs_sparsity(summ, tmp_path / "sv.png"))
-
-
-def test_method_names_are_the_sparse_cores_ids():
-    """results.METHODS (jax-free, what analysis orders and colours by) names the sparse core's
-    method ids in their order."""
-    from purejaxsparse import sparse
-
-    assert results_io.METHODS == tuple(sparse.METHODS)
-    assert [sparse.method_id(m) for m in results_io.METHODS] == list(range(len(results_io.METHODS)))

@@ -13,18 +13,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from ..fields import hfield
-
-METHODS = ("dense", "dense_width", "static", "set", "rigl", "prune")
-"""Sparse-training methods, in id order (`hp.method` holds the index)."""
-
-DISTRIBUTIONS = ("uniform", "er", "erk")
-"""Per-layer sparsity distributions, in id order (`hp.distribution` holds the index)."""
-
-START_MODES = ("delay_updates", "dense_then_cut")
-"""What `start > 0` means for static/SET/RigL, in id order (`hp.start_mode` holds the index):
-delay_updates: sparse random mask from initialisation, topology updates begin at `start`
-(JaxPruner, which Ganaie et al. 2024 used); dense_then_cut: dense training until `start`, then
-each layer cut to its share by magnitude."""
+from ..names import DISTRIBUTIONS, METHODS, START_MODES
 
 DENSE, DENSE_WIDTH, STATIC, SET, RIGL, PRUNE = range(len(METHODS))
 UNIFORM, ER, ERK = range(len(DISTRIBUTIONS))
