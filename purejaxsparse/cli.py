@@ -1,4 +1,5 @@
-"""Command line: `purejaxsparse run|resume|report|robustness`.
+"""Command line: `purejaxsparse run|resume|report|robustness|export` (export: one run's policy as
+a numpy-only file, export_writer.py).
 
 Bad input (unknown key/agent/env/method, values out of range, malformed YAML, missing file,
 wrong type, an existing non-empty --out, a sweep whose state does not fit the device's memory)
@@ -76,6 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     rob.add_argument("--sigma", default="0,0.1,0.2,0.5,1.0",
                      help="comma-separated noise std devs (pixels: on raw 0..255 values)")
     rob.add_argument("--episodes", type=int, default=None, help="episodes per sigma (default: eval_episodes)")
+    exp = sub.add_parser("export", help="write one run's policy as a numpy-only file (sparse kernels as CSR)",
+                         description="Export the policy of run N of a finished sweep (latest checkpoint) to "
+                                     "an .npz that purejaxsparse.export.load_policy runs with numpy alone.")
+    exp.add_argument("dir", type=Path)
+    exp.add_argument("--run", type=int, required=True, help="run index (runs.csv's run column)")
+    exp.add_argument("--out", type=Path, required=True, help="file to write (e.g. policy.npz)")
+    exp.add_argument("--csr-max-density", type=float, default=None,
+                     help="store a kernel as CSR when at most this fraction is non-zero, else dense "
+                          "(default: export_writer.CSR_MAX_DENSITY)")
     return p
 
 
@@ -202,7 +212,21 @@ def _cmd_robustness(args) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "report": _cmd_report, "robustness": _cmd_robustness}
+def _cmd_export(args) -> int:
+    from .export_writer import CSR_MAX_DENSITY, export_run
+
+    density = CSR_MAX_DENSITY if args.csr_max_density is None else args.csr_max_density
+    meta = export_run(args.dir, args.run, args.out, csr_max_density=density)
+    layers = ", ".join(f"{layer['in']}x{layer['out']} {layer['format']} {layer['density']:.1%}"
+                       for layer in meta["layers"])
+    print(f"exported run {meta['run']} ({meta['agent']} {meta['method']}, sparsity {meta['sparsity']}, "
+          f"seed {meta['seed']}, step {meta['step']:,}) to {args.out}: {layers}; "
+          f"{meta['active_params']:,} of {meta['kernel_params']:,} kernel weights")
+    return 0
+
+
+COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "report": _cmd_report, "robustness": _cmd_robustness,
+            "export": _cmd_export}
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,193 @@
+"""Export one run's trained policy from a sweep's checkpoint to a file that numpy alone can run.
+
+`export_run(DIR, run, out)` (the CLI's `purejaxsparse export DIR --run N --out FILE.npz`) reads
+the policy network of run N from the sweep's latest checkpoint (DQN: the Q-network; SAC and
+PPO: the actor, with PPO's observation statistics when `normalize_obs` is on), masks its
+kernels and biases, and writes each kernel as CSR when its density is at most
+`csr_max_density` (else dense), with the biases, activations, the action head and metadata;
+`purejaxsparse/export.py` (numpy and scipy.sparse, no JAX) loads and runs it.
+
+Only the policy's leaves are read from the checkpoint (orbax partial restore by the flat leaf
+index that checkpoint.py stores them under), so a sweep with large replay buffers exports
+without loading them. Only a complete sweep exports (its final parameters); MLP policies only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from .fields import ConfigError
+from .checkpoint import SweepCheckpoints
+from .config import Plan, load_config, plan_sweep
+from .export import FORMAT, VERSION
+from .results import env_name
+
+CSR_MAX_DENSITY = 0.1
+"""Default: a kernel is stored as CSR when at most this fraction of it is non-zero. Measured on
+a 2-core AMD EPYC (benchmarks/export_latency.py, one observation): scipy's CSR mat-vec of a
+512x512 or 256x256 kernel breaks even with numpy's dense one near 10% density."""
+
+POLICY_FIELDS = {"dqn": ("params", "masks"), "sac": ("actor_params", "actor_masks"),
+                 "ppo": ("actor_params", "actor_masks", "obs_stats")}
+"""The state fields each agent's evaluation policy reads (the only ones restored)."""
+
+
+@dataclasses.dataclass
+class PolicyArrays:
+    """A policy as plain arrays: layers (kernel [in, out], bias [out], activation or None),
+    the head (export.py's kinds) and the observation normalisation, all float32."""
+
+    obs_shape: tuple[int, ...]
+    layers: list[tuple[np.ndarray, np.ndarray, str | None]]
+    head: dict
+    head_arrays: dict = dataclasses.field(default_factory=dict)
+    normalize: dict | None = None          # {"mean", "var", "eps", "clip"}
+
+
+# -- the policy of each agent ------------------------------------------------------------------
+
+def mlp_layers(params: dict, masks: dict, activation: str) -> list:
+    """(masked kernel, masked bias, activation) of an MLP's layer_0..layer_L (nets/mlp.py); the
+    last layer is linear."""
+    n = len([k for k in params if k.startswith("layer_")])
+    out = []
+    for i in range(n):
+        p, m = params[f"layer_{i}"], masks[f"layer_{i}"]
+        kernel = np.where(m["kernel"], p["kernel"], 0.0).astype(np.float32)
+        bias = np.where(m["bias"], p["bias"], 0.0).astype(np.float32)
+        out.append((kernel, bias, activation if i < n - 1 else None))
+    return out
+
+
+def policy_arrays(agent, fields: dict, hp) -> PolicyArrays:
+    """The evaluation policy (agent.eval_policy) of one run as arrays: fields holds that run's
+    POLICY_FIELDS, hp its hyperparameters."""
+    if agent.name == "dqn":
+        if agent.static.network != "mlp":
+            raise ConfigError(f"export: only MLP policies export; this sweep's Q-network is "
+                              f"agent_config.network: {agent.static.network}")
+        layers = mlp_layers(fields["params"]["params"], fields["masks"]["params"], agent.q.module.activation)
+        return PolicyArrays(agent.env.obs_shape, layers, {"kind": "argmax"})
+    if agent.name == "sac":
+        from .agents.actor_critic import action_scale
+        center, half = (np.asarray(a, np.float32) for a in action_scale(agent.env.action_space))
+        layers = mlp_layers(fields["actor_params"]["params"], fields["actor_masks"]["params"],
+                            agent.actor.module.activation)
+        return PolicyArrays(agent.env.obs_shape, layers, {"kind": "squash", "outputs": agent.action_dim},
+                            {"head_center": center, "head_half": half})
+    raise ConfigError(f"export: agent {agent.name!r} cannot be exported yet")
+
+
+# -- reading a sweep ---------------------------------------------------------------------------
+
+def restore_policy_fields(sweep_dir, run: int) -> tuple[Plan, dict, int]:
+    """(plan, run `run`'s POLICY_FIELDS as numpy trees, env steps trained) from the latest
+    checkpoint of a complete sweep; bad input raises ConfigError (one line)."""
+    sweep_dir = Path(sweep_dir)
+    if not (sweep_dir / "config.yaml").is_file():
+        raise ConfigError(f"export: {sweep_dir} is not a sweep directory (no config.yaml)")
+    plan = plan_sweep(load_config(sweep_dir / "config.yaml"))
+    if not 0 <= run < plan.num_runs:
+        raise ConfigError(f"export: --run {run}: no such run; the sweep has {plan.num_runs} runs "
+                          f"(0..{plan.num_runs - 1}, runs.csv)")
+    if not (sweep_dir / "checkpoints").is_dir():
+        raise ConfigError(f"export: {sweep_dir} has no checkpoint (no checkpoints/); run the sweep first")
+    checkpoints = SweepCheckpoints(sweep_dir / "checkpoints")
+    try:
+        done = checkpoints.latest()
+        if done is None:
+            raise ConfigError(f"export: {sweep_dir} has no checkpoint yet; run the sweep first")
+        if done < plan.num_chunks:
+            raise ConfigError(f"export: the sweep in {sweep_dir} is incomplete ({done}/{plan.num_chunks} "
+                              f"chunks); finish it first: purejaxsparse resume {sweep_dir}")
+        padded = checkpoints.saved_runs(done)
+        item_dir = Path(checkpoints.manager.directory) / str(done) / "default"
+    finally:
+        checkpoints.close()
+    agent = plan.agent
+    shapes = jax.eval_shape(jax.vmap(agent.init), plan.keys, plan.hparams)
+    paths_leaves = jax.tree_util.tree_flatten_with_path(shapes)[0]
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
+    wanted = {}
+    for i, (path, leaf) in enumerate(paths_leaves):
+        if path[0].name in POLICY_FIELDS[agent.name] and leaf.size > 0:
+            wanted[str(i)] = jax.ShapeDtypeStruct((padded, *leaf.shape[1:]), leaf.dtype, sharding=device)
+    restore_args = jax.tree.map(lambda s: ocp.ArrayRestoreArgs(sharding=s.sharding), wanted)
+    with ocp.Checkpointer(ocp.PyTreeCheckpointHandler()) as checkpointer:
+        stored = checkpointer.restore(item_dir.absolute(), args=ocp.args.PyTreeRestore(
+            wanted, restore_args=restore_args, partial_restore=True))
+    leaves = [np.asarray(stored[str(i)][run]) if str(i) in stored else None for i in range(len(paths_leaves))]
+    state = jax.tree.unflatten(jax.tree.structure(shapes), leaves)
+    fields = {name: getattr(state, name) for name in POLICY_FIELDS[agent.name]}
+    return plan, fields, done * plan.chunk_evals * agent.eval_every
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+def policy_file_arrays(policy: PolicyArrays, csr_max_density: float = CSR_MAX_DENSITY) -> tuple[dict, list]:
+    """(npz arrays, per-layer metadata) in export.py's format."""
+    arrays, layers = dict(policy.head_arrays), []
+    for i, (kernel, bias, activation) in enumerate(policy.layers):
+        nnz = int(np.count_nonzero(kernel))
+        density = nnz / kernel.size
+        info = {"in": kernel.shape[0], "out": kernel.shape[1], "activation": activation, "nnz": nnz,
+                "density": round(density, 6), "format": "csr" if density <= csr_max_density else "dense"}
+        if info["format"] == "csr":
+            t = kernel.T  # rows: output units, so one row of CSR is one output's dot product
+            rows, cols = np.nonzero(t)
+            arrays[f"layer{i}_data"] = t[rows, cols].astype(np.float32)
+            arrays[f"layer{i}_indices"] = cols.astype(np.uint16 if kernel.shape[0] <= 65535 else np.int32)
+            arrays[f"layer{i}_indptr"] = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=t.shape[0]))]
+                                                        ).astype(np.int32)
+        else:
+            arrays[f"layer{i}_kernel"] = np.ascontiguousarray(kernel, np.float32)
+        arrays[f"layer{i}_bias"] = bias.astype(np.float32)
+        layers.append(info)
+    if policy.normalize is not None:
+        arrays["obs_mean"] = np.asarray(policy.normalize["mean"], np.float32)
+        arrays["obs_var"] = np.asarray(policy.normalize["var"], np.float32)
+    return arrays, layers
+
+
+def write_policy(path, policy: PolicyArrays, meta: dict, csr_max_density: float = CSR_MAX_DENSITY) -> dict:
+    """Write `policy` with `meta` (JSON-able) to `path` (an npz, exactly that name); returns the
+    full metadata stored. csr_max_density < 0 stores every kernel dense."""
+    arrays, layers = policy_file_arrays(policy, csr_max_density)
+    norm = None if policy.normalize is None else {k: float(policy.normalize[k]) for k in ("eps", "clip")}
+    meta = {"format": FORMAT, "version": VERSION, **meta, "obs_shape": list(policy.obs_shape),
+            "layers": layers, "head": policy.head, "normalize": norm,
+            "active_params": sum(info["nnz"] for info in layers),
+            "kernel_params": sum(info["in"] * info["out"] for info in layers)}
+    meta["kernel_sparsity"] = round(1.0 - meta["active_params"] / meta["kernel_params"], 6)
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"--out: {path} is a directory; allowed: a file name (e.g. policy.npz)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:  # a file object: np.savez would append .npz to another name
+        np.savez(f, meta=np.array(json.dumps(meta, default=_json_value)), **arrays)
+    return meta
+
+
+def export_run(sweep_dir, run: int, out, csr_max_density: float = CSR_MAX_DENSITY) -> dict:
+    """Export run `run` of the sweep in `sweep_dir` to `out`; returns the file's metadata."""
+    if not 0.0 <= csr_max_density <= 1.0:
+        raise ConfigError(f"--csr-max-density: got {csr_max_density}; allowed: a number in [0, 1]")
+    plan, fields, step = restore_policy_fields(sweep_dir, run)
+    hp = jax.tree.map(lambda x: x[run], plan.hparams)
+    policy = policy_arrays(plan.agent, fields, hp)
+    info = plan.runs[run]
+    meta = {"env": env_name(plan.config), "agent": plan.agent.name, "run": run, "method": info["method"],
+            "sparsity": info.get("sparsity"), "seed": info.get("seed"), "step": step, "hparams": info,
+            "config": plan.config, "sweep_dir": str(Path(sweep_dir).absolute())}
+    return write_policy(out, policy, meta, csr_max_density)
+
+
+def _json_value(v):
+    """numpy scalars and other values json does not know, as plain values (else their text)."""
+    return v.item() if isinstance(v, np.generic) else str(v)
