@@ -1,17 +1,27 @@
-"""PPO with a sparse actor and a sparse critic (Graesser et al. 2022, "PPO MuJoCo" settings).
+"""PPO with a sparse actor and critic, as the original (Graesser et al. 2022: rigl/rl/tfagents/
+ppo_train_eval.py on TF-Agents' PPOClipAgent and PPOLearner).
 
-Separate actor and critic MLPs (2x64 tanh), each with its own masks, its own Adam state and
-its own sparsity (`actor_sparsity`, `critic_sparsity`, or a fixed-budget `actor_param_fraction`
-split; see actor_critic.py). Discrete actions: a categorical policy; continuous actions: a
-diagonal Gaussian with a state-independent `log_std` leaf (never sparsified), actions in
-[-1, 1] scaled to the env's Box. GAE(lambda), clipped surrogate, value loss, entropy bonus,
-minibatch epochs, Adam with a linear learning-rate decay to 0 over training (from the
-unbatched iteration index), global-norm clipping per network, L2 on kernels. A time-limit end
-bootstraps with the value of `info["final_obs"]`; a termination does not. Optional running
-observation normalisation and reward scaling, per run, in the state.
+Networks, separate, each with its own masks and sparsity (actor_critic.py): actor 2x64 tanh with
+orthogonal (gain 1) hidden kernels and VarianceScaling(0.1) logits (discrete) or mean; the mean
+is tanh-squashed into the action bounds and the std, softplus(std_bias), is state-independent
+and starts at 0.35 (nets/gaussian.py); sampled actions go to the env unclipped (the env clips).
+Critic 2x64 ReLU, orthogonal hidden kernels, output U(-0.03, 0.03). Sparse-from-scratch layers
+with `sparse_init` get the sparsity-aware init instead (the original's `fixed_sparse_init`).
 
-Mask schedules (update_interval/start/end) count minibatch updates: iteration t has done
-t * epochs * (num_envs * rollout_steps / minibatch_size) of them before it starts.
+An iteration collects num_envs x rollout_steps with observations normalised by the statistics
+so far; updates the statistics with the rollout (observations, raw rewards); divides rewards by
+the running reward std (not centred, clipped to +-10); GAE(lambda) with TD(lambda) targets,
+every episode end cut (the original does not bootstrap a time limit); epochs of shuffled
+minibatches on observations re-normalised with the updated statistics. Loss: clipped surrogate
+on per-minibatch normalised advantages + vf_coef * mean((V - target)^2) (no 1/2) - ent_coef *
+entropy + L2 on kernels; one global-norm clip over both networks' dense gradients, then Adam
+with the learning rate decayed linearly to 0 (iteration index).
+
+Options (agent_config) keep earlier behaviour; defaults are the original's: critic_activation
+(tanh), squash_mean: false, std_init, reward_normalization: returns (by the std of the discounted
+return) | none, bootstrap_truncation: true (from the value of info["final_obs"]),
+joint_grad_clip: false (each network clipped on its own).
+Mask schedules count minibatch updates: iteration t starts after t * epochs * num_minibatches.
 """
 
 from __future__ import annotations
@@ -29,36 +39,48 @@ import envs
 from .. import sparse as sp
 from ..fields import hfield
 from ..nets import MLP
-from ..nets.gaussian import GaussianMLP
+from ..nets.gaussian import POLICY_INIT, STD_INIT, gaussian_actor, mlp_inits, value_out_init
+from ..sparse.hparams import DENSE_WIDTH
+from ..sparse.masks import sparse_from_scratch
 from .actor_critic import (NETWORK_METRICS, ActorCriticFields, RunningStats, actor_critic_metrics,
-                           gaussian_entropy, gaussian_log_prob, network_sparsities, to_env_action)
+                           gaussian_entropy, gaussian_log_prob, network_sparsities)
 from .base import Agent
 from .common import SparseNetwork, final_active_params, l2_penalty, masked_update
+
+NORM_EPS = 1e-3      # TF-Agents TensorNormalizer.normalize variance_epsilon
+OBS_CLIP = 5.0       # its default clip_value (PPOPolicy normalises observations with defaults)
+REWARD_CLIP = 10.0   # PPOAgent reward_norm_clipping
+ADV_EPS = 1e-8       # variance epsilon of the per-minibatch advantage normalisation
+REWARD_NORMS = ("rewards", "returns", "none")
 
 
 @dataclasses.dataclass(frozen=True)
 class PPOStatic:
-    """Static PPO settings (shapes and loop lengths: one value per sweep)."""
+    """Static PPO settings (shapes, loop lengths and model choices: one value per sweep)."""
 
     hidden: tuple[int, ...] = (64, 64)
     activation: str = dataclasses.field(default="tanh", metadata={"choices": ("tanh", "relu")})
+    critic_activation: str = dataclasses.field(default="relu", metadata={"choices": ("relu", "tanh")})
+    squash_mean: bool = True
+    std_init: float = dataclasses.field(default=STD_INIT, metadata={"min": 1e-6})
     num_envs: int = dataclasses.field(default=1, metadata={"min": 1})
     rollout_steps: int = dataclasses.field(default=2048, metadata={"min": 1})
     minibatch_size: int = dataclasses.field(default=64, metadata={"min": 1})
     epochs: int = dataclasses.field(default=10, metadata={"min": 1})
     normalize_obs: bool = True
-    normalize_reward: bool = True
+    reward_normalization: str = dataclasses.field(default="rewards", metadata={"choices": REWARD_NORMS})
+    bootstrap_truncation: bool = False
+    joint_grad_clip: bool = True
     dormant_tau: float = dataclasses.field(default=0.025, metadata={"min": 0.0})
     dormant_batch: int = dataclasses.field(default=256, metadata={"min": 1})
 
 
 @struct.dataclass
 class PPOHParams(ActorCriticFields):
-    """Per-run (traced) PPO hyperparameters; defaults: the paper's PPO MuJoCo column."""
+    """Per-run (traced) PPO hyperparameters; defaults: the original's dense PPO MuJoCo gin."""
 
-    # sparse schedule defaults in minibatch updates (1M env steps = ~156k updates)
     drop_fraction: jax.Array = hfield("float", 0.3, "SET/RigL initial drop fraction", low=0.0, high=1.0)
-    update_interval: jax.Array = hfield("int", 500, "minibatch updates between mask updates", low=1)
+    update_interval: jax.Array = hfield("int", 250, "minibatch updates between mask updates", low=1)
     end: jax.Array = hfield("int", 120_000, "last minibatch update at which masks change", low=0)
     learning_rate: jax.Array = hfield("float", 3e-4, "Adam step size (start of the linear decay)",
                                       low=0.0, low_open=True)
@@ -67,9 +89,9 @@ class PPOHParams(ActorCriticFields):
     gamma: jax.Array = hfield("float", 0.99, "discount", low=0.0, high=1.0)
     gae_lambda: jax.Array = hfield("float", 0.95, "GAE lambda", low=0.0, high=1.0)
     clip_eps: jax.Array = hfield("float", 0.2, "surrogate clipping epsilon", low=0.0)
-    vf_coef: jax.Array = hfield("float", 0.5, "value loss coefficient", low=0.0)
+    vf_coef: jax.Array = hfield("float", 0.5, "value loss: vf_coef * mean((V - target)^2)", low=0.0)
     ent_coef: jax.Array = hfield("float", 0.0, "entropy bonus coefficient", low=0.0)
-    max_grad_norm: jax.Array = hfield("float", 0.5, "global-norm gradient clip (per network)",
+    max_grad_norm: jax.Array = hfield("float", 0.5, "global-norm gradient clip (actor and critic together)",
                                       low=0.0, low_open=True)
     norm_adv: jax.Array = hfield("bool", True, "normalise advantages per minibatch")
     weight_decay: jax.Array = hfield("float", 1e-6, "L2 coefficient on kernels", low=0.0)
@@ -86,32 +108,57 @@ class PPOState:
     env_state: envs.EnvState
     obs: jax.Array
     obs_stats: RunningStats
-    return_stats: RunningStats
-    returns: jax.Array          # running discounted return per env (reward scaling)
+    reward_stats: RunningStats  # of raw rewards, or of discounted returns (reward_normalization)
+    returns: jax.Array          # running discounted return per env (reward_normalization: returns)
     recent_obs: jax.Array       # normalised states of the last rollout (dormant neurons)
     key: jax.Array
 
 
-def _optimizer(hp, learning_rate) -> optax.GradientTransformation:
-    return optax.chain(optax.clip_by_global_norm(hp.max_grad_norm),
-                       optax.adam(learning_rate, eps=hp.adam_eps))
+def tf_normalizer(shape=()) -> RunningStats:
+    """Empty statistics as TF-Agents' StreamingTensorNormalizer: mean 0, var 0, count 1e-8."""
+    return RunningStats(jnp.zeros(shape, jnp.float32), jnp.zeros(shape, jnp.float32), jnp.float32(1e-8))
 
 
-HIDDEN_INIT = sp.InitSpec(2.0, "fan_in", "truncated_normal")   # ~ orthogonal(sqrt 2)
-POLICY_INIT = sp.InitSpec(1e-4, "fan_in", "truncated_normal")  # ~ orthogonal(0.01)
-VALUE_INIT = sp.InitSpec(1.0, "fan_in", "truncated_normal")    # ~ orthogonal(1)
+def normalize(stats: RunningStats, x, clip, center=True, eps=NORM_EPS):
+    """TensorNormalizer.normalize: clip((x - mean) / sqrt(var + eps), +-clip); mean 0 if not center."""
+    mean = stats.mean if center else 0.0
+    return jnp.clip((x - mean) / jnp.sqrt(stats.var + eps), -clip, clip)
+
+
+def _optimizer(hp, learning_rate, clip: bool) -> optax.GradientTransformation:
+    adam = optax.adam(learning_rate, eps=hp.adam_eps)
+    return optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), adam) if clip else adam
+
+
+def clip_jointly(grads, max_norm):
+    """Scale a tree of gradients (e.g. (actor, critic)) so its global norm is at most max_norm."""
+    return optax.clip_by_global_norm(max_norm).update(grads, optax.EmptyState())[0]
+
+
+def orthogonal_hidden(key, net: SparseNetwork, hp: sp.SparseHParams, params, masks, n_hidden: int):
+    """Orthogonal hidden kernels (Keras Orthogonal(), gain 1) wherever the run keeps the network's
+    own init (sp.init_kernels' dense case: neither sparsity-aware nor dense_width), masked."""
+    own = ~(sparse_from_scratch(hp) & hp.sparse_init) & (hp.method != DENSE_WIDTH)
+    kernels, kmasks = net.spec.kernel_leaves(params), net.spec.kernel_leaves(masks)
+    for l in range(n_hidden):
+        w = jax.nn.initializers.orthogonal()(jax.random.fold_in(key, l), kernels[l].shape, jnp.float32)
+        kernels[l] = jnp.where(own & kmasks[l], w, kernels[l])
+    return net.spec.replace_kernels(params, kernels)
 
 
 class PPO(Agent):
     name = "ppo"
     HParams = PPOHParams
     Static = PPOStatic
-    # Graesser et al.: pruning from 32k to 120k updates every 500; RigL 250 / 0.3 with weight
-    # decay 1e-4; SET 100 / 0.
+    # The original's gin files (rigl/rl/tfagents/configs/): ppo_mujoco_sparse_config.gin gives
+    # static, SET and RigL one interval (250), drop fraction (0.3, cosine) and weight decay
+    # (1e-4); ppo_mujoco_pruning_config.gin prunes from 32k to 120k updates every 500 with the
+    # dense weight decay (1e-6).
     method_defaults = {
-        "prune": {"start": 32_000, "update_interval": 500},
+        "static": {"weight_decay": 1e-4},
+        "set": {"update_interval": 250, "drop_fraction": 0.3, "weight_decay": 1e-4},
         "rigl": {"update_interval": 250, "drop_fraction": 0.3, "weight_decay": 1e-4},
-        "set": {"update_interval": 100, "drop_fraction": 0.0},
+        "prune": {"start": 32_000, "update_interval": 500},
     }
     extra_metrics = NETWORK_METRICS
 
@@ -125,14 +172,16 @@ class PPO(Agent):
             raise ValueError(f"agent_config.minibatch_size {static.minibatch_size} must divide "
                              f"num_envs * rollout_steps = {batch}")
         super().__init__(env, static, eval_env, total_steps, eval_every, eval_episodes)
-        last = f"layer_{len(static.hidden)}/"
+        in_dim, hidden = int(np.prod(env.obs_shape)), static.hidden
         if self.discrete:
-            actor = MLP(hidden=static.hidden, out_dim=space.n, activation=static.activation)
+            actor = MLP(hidden=hidden, out_dim=space.n, activation=static.activation)
         else:
-            actor = GaussianMLP(hidden=static.hidden, out_dim=space.shape[0], activation=static.activation)
-        self.actor = SparseNetwork.build(actor, env.obs_shape, inits={last: POLICY_INIT, "": HIDDEN_INIT})
-        self.critic = SparseNetwork.build(MLP(hidden=static.hidden, out_dim=1, activation=static.activation),
-                                          env.obs_shape, inits={last: VALUE_INIT, "": HIDDEN_INIT})
+            actor = gaussian_actor(hidden, space, static.activation, static.squash_mean, static.std_init)
+        self.actor = SparseNetwork.build(actor, env.obs_shape, inits=mlp_inits(in_dim, hidden, POLICY_INIT))
+        critic = MLP(hidden=hidden, out_dim=1, activation=static.critic_activation)
+        out_fan = hidden[-1] if hidden else in_dim
+        self.critic = SparseNetwork.build(critic, env.obs_shape,
+                                          inits=mlp_inits(in_dim, hidden, value_out_init(out_fan)))
         self.batch_size = batch
         self.num_minibatches = batch // static.minibatch_size
         self.updates_per_iteration = static.epochs * self.num_minibatches
@@ -153,7 +202,7 @@ class PPO(Agent):
 
     # -- policy -----------------------------------------------------------------------------
     def _normalize(self, stats: RunningStats, obs):
-        return stats.normalize(obs) if self.static.normalize_obs else obs
+        return normalize(stats, obs, OBS_CLIP) if self.static.normalize_obs else obs
 
     def _dist(self, params, obs):
         return self.actor.apply(params, obs)
@@ -162,50 +211,51 @@ class PPO(Agent):
         out = self._dist(params, obs)
         if self.discrete:
             action = jax.random.categorical(key, out, axis=-1)
-            return action, self._log_prob(out, action)
-        mean, log_std = out
-        action = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
-        return action, gaussian_log_prob(action, mean, log_std)
+        else:
+            mean, std = out
+            action = mean + std * jax.random.normal(key, mean.shape)
+        return action, self._log_prob(out, action)
 
     def _log_prob(self, out, action):
         if self.discrete:
             logp = jax.nn.log_softmax(out, axis=-1)
             return jnp.take_along_axis(logp, action[..., None].astype(jnp.int32), axis=-1)[..., 0]
-        mean, log_std = out
-        return gaussian_log_prob(action, mean, log_std)
+        mean, std = out
+        return gaussian_log_prob(action, mean, jnp.log(std))
 
     def _entropy(self, out):
         if self.discrete:
             logp = jax.nn.log_softmax(out, axis=-1)
             return -jnp.sum(jnp.exp(logp) * logp, axis=-1)
-        return gaussian_entropy(out[1])
-
-    def _env_action(self, action):
-        if self.discrete:
-            return action
-        return to_env_action(jnp.clip(action, -1.0, 1.0), self.env.action_space)
+        return gaussian_entropy(jnp.log(out[1]))
 
     def _value(self, params, obs):
         return self.critic.apply(params, obs)[..., 0]
 
     # -- run --------------------------------------------------------------------------------
+    def _init_network(self, key, net: SparseNetwork, hp: sp.SparseHParams):
+        k_net, k_orth = jax.random.split(key)
+        params, masks = net.init(k_net, hp)
+        return orthogonal_hidden(k_orth, net, hp, params, masks, len(self.static.hidden)), masks
+
     def init(self, key, hp: PPOHParams) -> PPOState:
         k_actor, k_critic, k_env, key = jax.random.split(key, 4)
         s_actor, s_critic = self.sparsities(hp)
-        actor_params, actor_masks = self.actor.init(k_actor, hp.sparse(s_actor))
-        critic_params, critic_masks = self.critic.init(k_critic, hp.sparse(s_critic))
+        actor_params, actor_masks = self._init_network(k_actor, self.actor, hp.sparse(s_actor))
+        critic_params, critic_masks = self._init_network(k_critic, self.critic, hp.sparse(s_critic))
         env_state, obs = self.env.reset(k_env)
-        tx = _optimizer(hp, hp.learning_rate)
+        tx = _optimizer(hp, hp.learning_rate, not self.static.joint_grad_clip)
         recent = jnp.zeros((len(self.dormant_rows), *self.env.obs_shape), jnp.float32)
+        returns_mode = self.static.reward_normalization == "returns"
         return PPOState(
             actor_params=actor_params, critic_params=critic_params, actor_masks=actor_masks,
             critic_masks=critic_masks, actor_opt=tx.init(actor_params), critic_opt=tx.init(critic_params),
-            env_state=env_state, obs=obs, obs_stats=RunningStats.create(self.env.obs_shape),
-            return_stats=RunningStats.create(), returns=jnp.zeros(self.env.num_envs, jnp.float32),
-            recent_obs=recent, key=key)
+            env_state=env_state, obs=obs, obs_stats=tf_normalizer(self.env.obs_shape),
+            reward_stats=RunningStats.create() if returns_mode else tf_normalizer(),
+            returns=jnp.zeros(self.env.num_envs, jnp.float32), recent_obs=recent, key=key)
 
     def _rollout(self, state: PPOState, hp, key):
-        """Collect rollout_steps x num_envs transitions with the current policy."""
+        """Collect rollout_steps x num_envs transitions with the current policy and statistics."""
         stats = state.obs_stats
 
         def step(carry, k):
@@ -214,13 +264,13 @@ class PPO(Agent):
             nobs = self._normalize(stats, obs)
             action, logp = self._sample(k_act, state.actor_params, nobs)
             value = self._value(state.critic_params, nobs)
-            env_state, next_obs, reward, terminated, truncated, info = self.env.step(
-                k_env, env_state, self._env_action(action))
-            final_value = self._value(state.critic_params, self._normalize(stats, info["final_obs"]))
+            env_state, next_obs, reward, terminated, truncated, info = self.env.step(k_env, env_state, action)
             done = terminated | truncated
             returns = returns * hp.gamma + reward
-            out = dict(obs=obs, nobs=nobs, action=action, logp=logp, value=value, reward=reward,
-                       done=done, truncated=truncated, final_value=final_value, ret=returns)
+            out = dict(obs=obs, action=action, logp=logp, value=value, reward=reward, done=done,
+                       truncated=truncated, ret=returns)
+            if self.static.bootstrap_truncation:
+                out["final_value"] = self._value(state.critic_params, self._normalize(stats, info["final_obs"]))
             return (env_state, next_obs, jnp.where(done, 0.0, returns)), out
 
         keys = jax.random.split(key, self.static.rollout_steps)
@@ -228,6 +278,17 @@ class PPO(Agent):
                                                         keys)
         last_value = self._value(state.critic_params, self._normalize(stats, obs))
         return env_state, obs, returns, traj, last_value
+
+    def _scale_rewards(self, stats: RunningStats, traj):
+        """(rewards for GAE, statistics): updated with this rollout first, then applied."""
+        mode = self.static.reward_normalization
+        if mode == "rewards":
+            stats = stats.update(traj["reward"])
+            return normalize(stats, traj["reward"], REWARD_CLIP, center=False), stats
+        if mode == "returns":
+            stats = stats.update(traj["ret"])
+            return normalize(stats, traj["reward"], REWARD_CLIP, center=False, eps=1e-8), stats
+        return traj["reward"], stats
 
     def _gae(self, hp, rewards, values, dones, last_value):
         def back(carry, x):
@@ -242,24 +303,25 @@ class PPO(Agent):
                               reverse=True)
         return adv, adv + values
 
+    def _process(self, state: PPOState, hp, traj, last_value):
+        """(training batch, obs statistics, reward statistics) of one rollout."""
+        obs_stats = state.obs_stats.update(traj["obs"]) if self.static.normalize_obs else state.obs_stats
+        reward, reward_stats = self._scale_rewards(state.reward_stats, traj)
+        if self.static.bootstrap_truncation:
+            reward = reward + hp.gamma * traj["final_value"] * traj["truncated"]
+        adv, target = self._gae(hp, reward, traj["value"], traj["done"], last_value)
+        flat = lambda x: x.reshape(self.batch_size, *x.shape[2:])  # noqa: E731
+        # the original normalises training observations with the statistics updated by this rollout
+        batch = {"obs": flat(self._normalize(obs_stats, traj["obs"])), "action": flat(traj["action"]),
+                 "logp": flat(traj["logp"]), "adv": flat(adv), "target": flat(target)}
+        return batch, obs_stats, reward_stats
+
     def iteration(self, state: PPOState, hp, t):
         key, k_roll, k_train = jax.random.split(state.key, 3)
         env_state, obs, returns, traj, last_value = self._rollout(state, hp, k_roll)
-        return_stats = state.return_stats
-        reward = traj["reward"]
-        if self.static.normalize_reward:
-            return_stats = return_stats.update(traj["ret"])
-            reward = jnp.clip(reward / jnp.sqrt(return_stats.var + 1e-8), -10.0, 10.0)
-        # a time-limit end bootstraps from the value of the final observation
-        reward = reward + hp.gamma * traj["final_value"] * traj["truncated"]
-        adv, target = self._gae(hp, reward, traj["value"], traj["done"], last_value)
-        obs_stats = state.obs_stats.update(traj["obs"]) if self.static.normalize_obs else state.obs_stats
-
-        flat = lambda x: x.reshape(self.batch_size, *x.shape[2:])  # noqa: E731
-        batch = {"obs": flat(traj["nobs"]), "action": flat(traj["action"]), "logp": flat(traj["logp"]),
-                 "adv": flat(adv), "target": flat(target)}
+        batch, obs_stats, reward_stats = self._process(state, hp, traj, last_value)
         state = state.replace(env_state=env_state, obs=obs, returns=returns, obs_stats=obs_stats,
-                              return_stats=return_stats, recent_obs=batch["obs"][self.dormant_rows], key=key)
+                              reward_stats=reward_stats, recent_obs=batch["obs"][self.dormant_rows], key=key)
         return self._train(state, hp, t, batch, k_train)
 
     def _loss(self, actor_params, critic_params, mb, hp):
@@ -267,10 +329,10 @@ class PPO(Agent):
         logp = self._log_prob(out, mb["action"])
         ratio = jnp.exp(logp - mb["logp"])
         adv = mb["adv"]
-        adv = jnp.where(hp.norm_adv, (adv - adv.mean()) / (adv.std() + 1e-8), adv)
+        adv = jnp.where(hp.norm_adv, (adv - adv.mean()) / jnp.sqrt(adv.var() + ADV_EPS), adv)
         clipped = jnp.clip(ratio, 1.0 - hp.clip_eps, 1.0 + hp.clip_eps)
         pg_loss = jnp.maximum(-adv * ratio, -adv * clipped).mean()
-        v_loss = 0.5 * jnp.square(self._value(critic_params, mb["obs"]) - mb["target"]).mean()
+        v_loss = jnp.square(self._value(critic_params, mb["obs"]) - mb["target"]).mean()
         entropy = self._entropy(out).mean()
         return (pg_loss - hp.ent_coef * entropy + hp.vf_coef * v_loss
                 + l2_penalty(self.actor.spec, actor_params, hp.weight_decay)
@@ -280,7 +342,8 @@ class PPO(Agent):
         s_actor, s_critic = self.sparsities(hp)
         hp_actor, hp_critic = hp.sparse(s_actor), hp.sparse(s_critic)
         frac = jnp.maximum(1.0 - jnp.asarray(t, jnp.float32) / self.num_iterations, 0.0)
-        tx = _optimizer(hp, jnp.where(hp.anneal_lr, hp.learning_rate * frac, hp.learning_rate))
+        joint = self.static.joint_grad_clip
+        tx = _optimizer(hp, jnp.where(hp.anneal_lr, hp.learning_rate * frac, hp.learning_rate), not joint)
         base = t * self.updates_per_iteration
         nmb, mbs = self.num_minibatches, self.static.minibatch_size
 
@@ -289,7 +352,10 @@ class PPO(Agent):
             mb, step = xs
             key, k_actor, k_critic = jax.random.split(key, 3)
             ap, cp = sp.apply_masks(ap, am), sp.apply_masks(cp, cm)  # grads at masked params
-            g_actor, g_critic = jax.grad(self._loss, argnums=(0, 1))(ap, cp, mb, hp)
+            grads = jax.grad(self._loss, argnums=(0, 1))(ap, cp, mb, hp)
+            # the original clips the dense gradients of both networks as one list (RigL's
+            # gradient ranking within a layer does not change under this common scale)
+            g_actor, g_critic = clip_jointly(grads, hp.max_grad_norm) if joint else grads
             ap, a_opt, am = masked_update(k_actor, self.actor, hp_actor, step, tx, ap, a_opt, am, g_actor)
             cp, c_opt, cm = masked_update(k_critic, self.critic, hp_critic, step, tx, cp, c_opt, cm, g_critic)
             return (ap, cp, a_opt, c_opt, am, cm, key), None
@@ -311,11 +377,10 @@ class PPO(Agent):
 
     # -- evaluation -------------------------------------------------------------------------
     def eval_policy(self, state: PPOState, hp):
+        """The original's greedy policy: argmax, or the (squashed) mean."""
         def policy(key, obs):
             out = self._dist(state.actor_params, self._normalize(state.obs_stats, obs))
-            if self.discrete:
-                return jnp.argmax(out, axis=-1)
-            return self._env_action(out[0])
+            return jnp.argmax(out, axis=-1) if self.discrete else out[0]
         return policy
 
     def evaluate(self, state: PPOState, hp, key, t) -> dict:

@@ -1,30 +1,91 @@
-"""Gaussian policy network with a state-independent log std (PPO on continuous actions)."""
+"""PPO's networks as the original's: the Gaussian actor of rigl's `PPOActorNetwork` and the
+Keras initialisers of its actor and critic (`InitSpec`s for the sparse core).
+
+mean = center + half * tanh(MLP(x)) with (center, half) of the action Box (the original's
+`tanh_and_scale_to_spec`), so the mean always lies inside the bounds; std = softplus(`std_bias`),
+one trainable value per action dimension, independent of the state (the original's BiasLayer on
+zeros, initialised to softplus^-1(0.35) so the std starts at 0.35 in env action units).
+`squash=False` (no bounds given) leaves the mean unbounded (the env clips the action).
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Optional, Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+import numpy as np
 
+from ..sparse.spec import InitSpec
 from .mlp import MLP
+
+STD_INIT = 0.35
+"""Initial std of the original (`std_bias_initializer_value = log(exp(0.35) - 1)`)."""
+
+
+def softplus_inverse(y: float) -> float:
+    """x with softplus(x) = y (y > 0)."""
+    return math.log(math.expm1(y))
 
 
 class GaussianMLP(nn.Module):
-    """An MLP for the mean (`mean/layer_0..layer_L`, `out_dim` units) and a `log_std` param leaf.
+    """An MLP for the mean (`mean/layer_0..layer_L`) and a state-independent `std_bias` leaf.
 
-    Returns (mean [B, out_dim], log_std [B, out_dim]). `log_std` is neither a kernel nor a
-    bias, so sparse training never masks it.
+    Returns (mean [B, out_dim], std [B, out_dim]). With `low`/`high` (one float per action
+    dimension) the mean is tanh-squashed into [low, high]. `std_bias` is neither a kernel nor a
+    bias, so sparse training never masks it (the original wraps only its Dense layers).
     """
 
     hidden: Sequence[int]
     out_dim: int
     activation: str = "tanh"
-    log_std_init: float = 0.0
+    low: Optional[tuple[float, ...]] = None
+    high: Optional[tuple[float, ...]] = None
+    std_init: float = STD_INIT
 
     @nn.compact
     def __call__(self, x, return_activations: bool = False):
-        mean, acts = MLP(self.hidden, self.out_dim, self.activation, name="mean")(x, return_activations=True)
-        log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.out_dim,))
-        out = (mean, jnp.broadcast_to(log_std, mean.shape))
+        raw, acts = MLP(self.hidden, self.out_dim, self.activation, name="mean")(x, return_activations=True)
+        if self.low is None:
+            mean = raw
+        else:
+            low, high = jnp.asarray(self.low, jnp.float32), jnp.asarray(self.high, jnp.float32)
+            mean = (high + low) / 2.0 + (high - low) / 2.0 * jnp.tanh(raw)
+        std_bias = self.param("std_bias", nn.initializers.constant(softplus_inverse(self.std_init)),
+                              (self.out_dim,))
+        out = (mean, jnp.broadcast_to(jax.nn.softplus(std_bias), mean.shape))
         return (out, acts) if return_activations else out
+
+
+def gaussian_actor(hidden, box, activation: str, squash: bool, std_init: float) -> GaussianMLP:
+    """The Gaussian actor for a Box (low/high arrays); squash needs finite bounds."""
+    if not squash:
+        return GaussianMLP(hidden, len(box.low), activation, std_init=std_init)
+    if not (np.all(np.isfinite(box.low)) and np.all(np.isfinite(box.high))):
+        raise ValueError(f"squash_mean needs finite action bounds; got [{box.low}, {box.high}]")
+    return GaussianMLP(hidden, len(box.low), activation, tuple(map(float, box.low)),
+                       tuple(map(float, box.high)), std_init)
+
+
+# -- the original's Keras initialisers as InitSpecs (kernels in forward order) -----------------
+
+POLICY_INIT = InitSpec(0.1, "fan_in", "truncated_normal")
+"""Logits / mean layer: tf.keras VarianceScaling(scale=0.1) (fan_in, truncated normal)."""
+
+
+def value_out_init(fan_in: int) -> InitSpec:
+    """Value output: U(-0.03, 0.03), i.e. uniform limit sqrt(3 * scale / fan_in) = 0.03."""
+    return InitSpec(0.03 ** 2 * fan_in / 3.0, "fan_in", "uniform")
+
+
+def orthogonal_variance(n_in: int, n_out: int) -> InitSpec:
+    """Entry variance of an orthogonal (gain 1) kernel, 1 / max(n_in, n_out). A stand-in: the
+    agent draws exact orthogonal kernels where the network keeps its own init."""
+    return InitSpec(1.0, "fan_in" if n_in >= n_out else "fan_out", "normal")
+
+
+def mlp_inits(in_dim: int, hidden, out_init: InitSpec) -> list[InitSpec]:
+    fans = [in_dim, *hidden]
+    return [orthogonal_variance(a, b) for a, b in zip(fans[:-1], fans[1:])] + [out_init]
