@@ -272,7 +272,7 @@ def test_episode_ends_are_cut_and_a_time_limit_bootstraps_only_as_an_option():
     """The original cuts every episode end (discount 0 before a LAST step); with
     bootstrap_truncation a time-limit end bootstraps from the value of info["final_obs"]."""
     for bootstrap in (False, True):
-        config = _with(CONT, reward_normalization="none", bootstrap_truncation=bootstrap)
+        config = _with(CONT, reward_normalization="none", **({"bootstrap_truncation": True} if bootstrap else {}))
         agent, hp, state = _init(config, gamma=0.5)
         _, _, _, traj, last_value = jax.jit(agent._rollout)(state, hp, jax.random.PRNGKey(1))
         trunc = np.asarray(traj["truncated"])
