@@ -68,7 +68,8 @@ def build(spec: dict, sparsity: float, key: int = 0):
         fields = {"params": params, "masks": masks}
         act = jax.jit(lambda p, obs: jax.numpy.argmax(agent.q.apply(p, obs), axis=-1))
     else:
-        params, masks = agent.actor.init(jax.random.PRNGKey(key), hp.sparse(agent.sparsities(hp)[0]))
+        # no actor_sparsity / actor_param_fraction set: the actor's sparsity is `sparsity`
+        params, masks = agent.actor.init(jax.random.PRNGKey(key), hp.sparse())
         fields = {"actor_params": params, "actor_masks": masks}
         act = jax.jit(lambda p, obs: agent.eval_policy(SimpleNamespace(actor_params=p), hp)(None, obs))
     fields = jax.tree.map(np.asarray, fields)

@@ -81,7 +81,33 @@ def policy_arrays(agent, fields: dict, hp) -> PolicyArrays:
                             agent.actor.module.activation)
         return PolicyArrays(agent.env.obs_shape, layers, {"kind": "squash", "outputs": agent.action_dim},
                             {"head_center": center, "head_half": half})
-    raise ConfigError(f"export: agent {agent.name!r} cannot be exported yet")
+    if agent.name == "ppo":
+        return _ppo_policy(agent, fields)
+    raise ConfigError(f"export: agent {agent.name!r} cannot be exported")
+
+
+def _ppo_policy(agent, fields: dict) -> PolicyArrays:
+    """PPO's eval_policy: observations normalised as `ppo.normalize` does (with normalize_obs),
+    then argmax of the logits (discrete) or the mean, tanh-squashed into the action box as
+    nets/gaussian.py's GaussianMLP does (squash_mean) or unbounded."""
+    from .agents import ppo
+
+    module, params, masks = agent.actor.module, fields["actor_params"]["params"], fields["actor_masks"]["params"]
+    norm = None
+    if agent.static.normalize_obs:
+        stats = fields["obs_stats"]
+        norm = {"mean": np.asarray(stats.mean), "var": np.asarray(stats.var), "eps": ppo.NORM_EPS,
+                "clip": ppo.OBS_CLIP}
+    if agent.discrete:
+        return PolicyArrays(agent.env.obs_shape, mlp_layers(params, masks, module.activation),
+                            {"kind": "argmax"}, normalize=norm)
+    layers = mlp_layers(params["mean"], masks["mean"], module.activation)
+    if module.low is None:
+        return PolicyArrays(agent.env.obs_shape, layers, {"kind": "identity", "outputs": module.out_dim},
+                            normalize=norm)
+    low, high = np.asarray(module.low, np.float32), np.asarray(module.high, np.float32)
+    return PolicyArrays(agent.env.obs_shape, layers, {"kind": "squash", "outputs": module.out_dim},
+                        {"head_center": (high + low) / 2.0, "head_half": (high - low) / 2.0}, norm)
 
 
 # -- reading a sweep ---------------------------------------------------------------------------

@@ -40,6 +40,12 @@ SAC = {"name": "exp_sac", "agent": "sac", "env": "Pendulum-v1", "total_steps": 4
        "agent_config": {"hidden": [64, 64], "batch_size": 16, "buffer_size": 400, "learning_starts": 100},
        "hparams": {"sparsity": 0.9, "update_interval": 50, "end": 300, "learning_rate": 1e-3},
        "sweep": {"seed": 1, "method": ["rigl"]}}
+PPO = {"name": "exp_ppo", "agent": "ppo", "env": "Pendulum-v1", "total_steps": 512, "eval_every": 256,
+       "eval_episodes": 1, "chunk_evals": 2,
+       "agent_config": {"hidden": [64, 64], "num_envs": 4, "rollout_steps": 32, "minibatch_size": 32, "epochs": 2,
+                        "normalize_obs": True},
+       "hparams": {"sparsity": 0.9, "update_interval": 4, "end": 24},
+       "sweep": {"seed": 1, "method": ["rigl"]}}
 
 
 # -- the format, against independent computations ----------------------------------------------
@@ -131,6 +137,11 @@ def sac_sweep(tmp_path_factory):
     return _sweep(tmp_path_factory, SAC)
 
 
+@pytest.fixture(scope="module")
+def ppo_sweep(tmp_path_factory):
+    return _sweep(tmp_path_factory, PPO)
+
+
 def _restored(sweep: Path, run: int):
     """(agent, run's state, run's hparams) restored in full, as the sweep engine does on resume."""
     plan = plan_sweep(load_config(sweep / "config.yaml"))
@@ -198,6 +209,21 @@ def test_sac_export_takes_the_jax_deterministic_action(sac_sweep, tmp_path, caps
     singles = np.stack([act(o) for o in obs[:2000]])
     np.testing.assert_allclose(singles, jax_actions[:2000], atol=1e-5, rtol=0)
     assert np.abs(jax_actions).max() > 0.1  # Pendulum's box is [-2, 2]: the scaling is exercised
+
+
+def test_ppo_export_normalises_and_takes_the_jax_squashed_mean(ppo_sweep, tmp_path, capsys):
+    agent, state, hp = _restored(ppo_sweep, 0)
+    assert agent.static.normalize_obs and agent.static.squash_mean
+    obs, jax_actions = record(agent, state, hp)
+    act = _export(ppo_sweep, 0, tmp_path / "ppo.npz", capsys)
+    assert act.meta["agent"] == "ppo" and act.meta["head"] == {"kind": "squash", "outputs": 1}
+    assert act.meta["normalize"] == {"eps": 1e-3, "clip": 5.0}
+    stats = state.obs_stats
+    assert np.abs(np.asarray(stats.mean)).max() > 0.1 and np.abs(np.asarray(stats.var) - 1).max() > 0.1
+    np.testing.assert_allclose(act(obs), jax_actions, atol=1e-5, rtol=0)
+    singles = np.stack([act(o) for o in obs[:2000]])
+    np.testing.assert_allclose(singles, jax_actions[:2000], atol=1e-5, rtol=0)
+    assert np.abs(jax_actions).max() > 0.1
 
 
 # -- bad input ----------------------------------------------------------------------------------
