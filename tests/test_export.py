@@ -320,6 +320,6 @@ def test_benchmark_quick_prints_the_table(capsys):
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
     out = capsys.readouterr().out
-    assert "| DQN 2x512 (CartPole) | 0.95 |" in out and "(c) vs (b)" in out
+    assert "| DQN 2x512 (CartPole) | 0.95 |" in out and "(b) / (c)" in out
     assert rows[0]["formats"] == "D/C/D" and rows[0]["sparse_kb"] < rows[0]["dense_kb"] / 5
 
