@@ -249,6 +249,8 @@ def test_bad_input_is_one_line_and_writes_nothing(dqn_sweep, tmp_path, capsys):
     shutil.rmtree(partial / "checkpoints" / "3")  # the last chunk's checkpoint: 2 of 3 chunks left
     _one_line_error(["export", str(partial), "--run", "0", "--out", str(out)], capsys, "incomplete (2/3 chunks)")
     _one_line_error(["export", str(dqn_sweep), "--run", "0", "--out", str(tmp_path)], capsys, "is a directory")
+    _one_line_error(["export", str(dqn_sweep), "--run", "0", "--out", str(out), "--csr-max-density", "1.5"], capsys,
+                    "--csr-max-density")
     assert not out.exists()
 
 
