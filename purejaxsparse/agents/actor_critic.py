@@ -5,9 +5,9 @@
   (Graesser et al. 2022, Fig 3): the active kernel budget (1 - sparsity) * (N_actor + N_critic)
   is shared so the actor gets that fraction; each network's sparsity follows. All traced.
 - `network_sparsities`: the per-network sparsity of one run from those fields.
-- `group_metrics`: actual sparsity, active count and dormant fraction of a group of networks
-  (the actor, the critics, all of them), so results.csv keeps its base columns and gains
-  per-network ones.
+- `network_hparams`: the sparse hparams of the actor and of the critics of one run.
+- `actor_critic_metrics`: common.network_metrics of the actor, the critics and all of them, so
+  results.csv keeps its base columns and gains per-network ones.
 - tanh-squashed Gaussian and its std transform (SAC), diagonal Gaussian (PPO), action scaling
   to a Box, running mean/variance statistics (observation and reward normalisation).
 """
@@ -19,10 +19,14 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import optax
 from flax import struct
 
 from .. import sparse as sp
 from ..fields import hfield
+from ..sparse.hparams import DENSE_WIDTH
+from ..sparse.masks import sparse_from_scratch
+from .common import SparseNetwork, network_metrics
 
 MAX_NETWORK_SPARSITY = 0.999
 
@@ -66,32 +70,19 @@ def network_sparsities(hp: ActorCriticFields, n_actor: int, n_critic: int):
             jnp.where(use_split, split_critic, s_critic).astype(jnp.float32))
 
 
+def network_hparams(hp: ActorCriticFields, n_actor: int, n_critic: int):
+    """(actor, critic) sparse hparams of one run, each at its network's sparsity."""
+    s_actor, s_critic = network_sparsities(hp, n_actor, n_critic)
+    return hp.sparse(s_actor), hp.sparse(s_critic)
+
+
 # -- metrics ---------------------------------------------------------------------------------
-
-def group_metrics(members: Sequence[tuple], tau) -> dict:
-    """actual_sparsity, active_params, dormant_frac of several networks together.
-
-    members: (net, params, masks, sparse_hp, states) per network. Sparsity over all their
-    kernels, active count summed, dormant fraction over all their hidden units.
-    """
-    zeros, size, active = jnp.float32(0.0), 0, jnp.int32(0)
-    acts, units = [], []
-    for net, params, masks, hp, states in members:
-        kernels = net.spec.kernel_leaves(masks)
-        zeros = zeros + sum(jnp.float32(k.size) - jnp.sum(k, dtype=jnp.float32) for k in kernels)
-        size += net.spec.num_kernel_params
-        active = active + sp.active_params(masks)
-        acts += list(net.activations(params, states))
-        units += list(sp.hidden_unit_masks(net.spec, hp))
-    return {"actual_sparsity": zeros / size, "active_params": active,
-            "dormant_frac": sp.dormant_fraction(acts, tau, units)}
-
 
 def actor_critic_metrics(actor: Sequence[tuple], critics: Sequence[tuple], tau) -> dict:
     """Base metrics over every network plus the per-network columns of NETWORK_METRICS."""
     out = {}
     for suffix, members in (("", list(actor) + list(critics)), ("_actor", actor), ("_critic", critics)):
-        for k, v in group_metrics(members, tau).items():
+        for k, v in network_metrics(members, tau).items():
             out[k + suffix] = v
     return out
 
@@ -181,3 +172,35 @@ class RunningStats:
     def normalize(self, x, clip: float = 10.0):
         return jnp.clip((x - self.mean) / jnp.sqrt(self.var + 1e-8), -clip, clip)
 
+
+NORM_EPS = 1e-3  # TF-Agents TensorNormalizer.normalize variance_epsilon
+
+
+def tf_normalizer(shape=()) -> RunningStats:
+    """Empty statistics as TF-Agents' StreamingTensorNormalizer: mean 0, var 0, count 1e-8."""
+    return RunningStats(jnp.zeros(shape, jnp.float32), jnp.zeros(shape, jnp.float32), jnp.float32(1e-8))
+
+
+def normalize(stats: RunningStats, x, clip, center=True, eps=NORM_EPS):
+    """TF-Agents' TensorNormalizer.normalize: clip((x - mean) / sqrt(var + eps), +-clip), mean 0
+    if not center."""
+    mean = stats.mean if center else 0.0
+    return jnp.clip((x - mean) / jnp.sqrt(stats.var + eps), -clip, clip)
+
+
+# -- PPO's original init and clip -------------------------------------------------------------
+
+def clip_jointly(grads, max_norm):
+    """Scale a tree of gradients (e.g. (actor, critic)) so its global norm is at most max_norm."""
+    return optax.clip_by_global_norm(max_norm).update(grads, optax.EmptyState())[0]
+
+
+def orthogonal_hidden(key, net: SparseNetwork, hp: sp.SparseHParams, params, masks, n_hidden: int):
+    """Orthogonal hidden kernels (Keras Orthogonal(), gain 1) wherever the run keeps the network's
+    own init (sp.init_kernels' dense case: neither sparsity-aware nor dense_width), masked."""
+    own = ~(sparse_from_scratch(hp) & hp.sparse_init) & (hp.method != DENSE_WIDTH)
+    kernels, kmasks = net.spec.kernel_leaves(params), net.spec.kernel_leaves(masks)
+    for l in range(n_hidden):
+        w = jax.nn.initializers.orthogonal()(jax.random.fold_in(key, l), kernels[l].shape, jnp.float32)
+        kernels[l] = jnp.where(own & kmasks[l], w, kernels[l])
+    return net.spec.replace_kernels(params, kernels)

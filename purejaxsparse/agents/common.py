@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
@@ -11,7 +11,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import sparse as sp
-from ..sparse.hparams import PRUNE, RIGL, SET, STATIC
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,20 +97,33 @@ def l2_penalty(spec: sp.SparseSpec, params, weight_decay, output_layer: bool = T
     return weight_decay * sum(jnp.sum(jnp.square(k)) for k in kernels)
 
 
-def network_metrics(net: SparseNetwork, params, masks, hp: sp.SparseHParams, states, tau) -> dict:
-    """actual_sparsity, active_params and dormant_frac of one network on a batch of states."""
-    _, overall = sp.kernel_sparsity(net.spec, masks)
-    units = sp.hidden_unit_masks(net.spec, hp)
-    return {
-        "actual_sparsity": overall,
-        "active_params": sp.active_params(masks),
-        "dormant_frac": sp.dormant_fraction(net.activations(params, states), tau, units),
-    }
+SNR_METRICS = ("grad_snr", "grad_snr_active")
+"""Gradient SNR columns (agent_config.grad_snr): over every entry the original's network has,
+and over active entries only (sparse.gradient_snr)."""
 
 
-def final_active_params(net: SparseNetwork, hp: sp.SparseHParams) -> jax.Array:
-    """Active count a run ends with: static/SET/RigL/prune all end at the static mask's count."""
-    m = hp.method
-    ends_sparse = (m == STATIC) | (m == SET) | (m == RIGL) | (m == PRUNE)
-    final = hp.replace(method=jnp.where(ends_sparse, STATIC, m), start=jnp.int32(0))
-    return sp.active_params(sp.init_masks(jax.random.PRNGKey(0), net.spec, final))
+def network_metrics(members: Sequence[tuple], tau) -> dict:
+    """actual_sparsity, active_params and dormant_frac of one network or several together.
+
+    members: (net, params, masks, sparse_hp, states) per network. Sparsity over all their
+    kernels, active count summed, dormant fraction over all their hidden units.
+    """
+    zeros, size, active = jnp.float32(0.0), 0, jnp.int32(0)
+    acts, units = [], []
+    for net, params, masks, hp, states in members:
+        kernels = net.spec.kernel_leaves(masks)
+        zeros = zeros + sum(jnp.float32(k.size) - jnp.sum(k, dtype=jnp.float32) for k in kernels)
+        size += net.spec.num_kernel_params
+        active = active + sp.active_params(masks)
+        acts += list(net.activations(params, states))
+        units += list(sp.hidden_unit_masks(net.spec, hp))
+    return {"actual_sparsity": zeros / size, "active_params": active,
+            "dormant_frac": sp.dormant_fraction(acts, tau, units)}
+
+
+def gradient_snrs(sample_loss, params, batch, exists, masks, weights=None) -> jax.Array:
+    """[grad_snr, grad_snr_active] of the per-sample gradients of `sample_loss(params, sample)`
+    over `batch` (leading axis): over every entry in `exists`, and over active entries."""
+    per_sample = jax.vmap(jax.grad(sample_loss), in_axes=(None, 0))(params, batch)
+    return jnp.stack([sp.gradient_snr(per_sample, exists, weights),
+                      sp.gradient_snr(per_sample, masks, weights)])

@@ -38,7 +38,7 @@ from .. import sparse as sp
 from ..fields import hfield
 from ..nets import MLP, ImpalaResNet, MinAtarCNN, NatureCNN
 from .base import Agent
-from .common import (OffPolicySchedule, SparseNetwork, final_active_params, l2_penalty, masked_update,
+from .common import (SNR_METRICS, OffPolicySchedule, SparseNetwork, gradient_snrs, l2_penalty, masked_update,
                      network_metrics)
 
 
@@ -88,8 +88,6 @@ class DQNState:
     key: jax.Array
     snr: jax.Array              # [2]: latest (grad_snr, grad_snr_active); NaN before the first
 
-
-SNR_METRICS = ("grad_snr", "grad_snr_active")
 
 
 def exploration_epsilon(hp, env_steps, learning_starts: int):
@@ -233,13 +231,10 @@ class DQN(Agent):
 
     def _snr(self, params, state: DQNState, batch, hp):
         """[grad_snr, grad_snr_active] of the per-sample TD-loss gradients on `batch`."""
-        weights = batch.get("weight")
         samples = {k: v for k, v in batch.items() if k != "weight"}
-        one = lambda p, b: self._td_loss(p, state.target_params, jax.tree.map(lambda x: x[None], b), hp).mean()  # noqa: E731
-        per_sample = jax.vmap(jax.grad(one), in_axes=(None, 0))(params, samples)
+        one = lambda p, b: self._td_loss(p, state.target_params, jax.tree.map(lambda x: x[None], b), hp)[0]  # noqa: E731
         exists = sp.existing_entries(self.q.spec, hp.sparse(), state.masks)
-        return jnp.stack([sp.gradient_snr(per_sample, exists, weights),
-                          sp.gradient_snr(per_sample, state.masks, weights)])
+        return gradient_snrs(one, params, samples, exists, state.masks, batch.get("weight"))
 
     def eval_policy(self, state: DQNState, hp):
         return lambda k, obs: self._act(k, state.params, obs, hp.eval_epsilon)
@@ -250,11 +245,11 @@ class DQN(Agent):
         rows = t if self.frame_stack > 1 else self.schedule.rows_written(t)
         states = self._sample(k_states, state.buffer, rows, self.static.dormant_batch)["obs"]
         metrics = {"eval_return": returns.mean(),
-                   **network_metrics(self.q, state.params, state.masks, hp.sparse(), states,
+                   **network_metrics([(self.q, state.params, state.masks, hp.sparse(), states)],
                                      self.static.dormant_tau)}
         if self.static.grad_snr:
             metrics.update(zip(SNR_METRICS, state.snr))
         return metrics
 
     def final_active_params(self, hp) -> jax.Array:
-        return final_active_params(self.q, hp.sparse())
+        return sp.final_active_params(self.q.spec, hp.sparse())

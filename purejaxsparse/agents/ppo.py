@@ -40,14 +40,13 @@ from .. import sparse as sp
 from ..fields import hfield
 from ..nets import MLP
 from ..nets.gaussian import POLICY_INIT, STD_INIT, gaussian_actor, mlp_inits, value_out_init
-from ..sparse.hparams import DENSE_WIDTH
-from ..sparse.masks import sparse_from_scratch
-from .actor_critic import (NETWORK_METRICS, ActorCriticFields, RunningStats, actor_critic_metrics,
-                           gaussian_entropy, gaussian_log_prob, network_sparsities)
+from .actor_critic import NORM_EPS  # noqa: F401  (part of PPO's observation normaliser, read by export)
+from .actor_critic import (NETWORK_METRICS, ActorCriticFields, RunningStats, actor_critic_metrics, clip_jointly,
+                           gaussian_entropy, gaussian_log_prob, network_hparams, normalize, orthogonal_hidden,
+                           tf_normalizer)
 from .base import Agent
-from .common import SparseNetwork, final_active_params, l2_penalty, masked_update
+from .common import SNR_METRICS, SparseNetwork, gradient_snrs, l2_penalty, masked_update
 
-NORM_EPS = 1e-3      # TF-Agents TensorNormalizer.normalize variance_epsilon
 OBS_CLIP = 5.0       # its default clip_value (PPOPolicy normalises observations with defaults)
 REWARD_CLIP = 10.0   # PPOAgent reward_norm_clipping
 ADV_EPS = 1e-8       # variance epsilon of the per-minibatch advantage normalisation
@@ -73,6 +72,8 @@ class PPOStatic:
     joint_grad_clip: bool = True
     dormant_tau: float = dataclasses.field(default=0.025, metadata={"min": 0.0})
     dormant_batch: int = dataclasses.field(default=256, metadata={"min": 1})
+    grad_snr: bool = False
+    snr_every: int = dataclasses.field(default=5000, metadata={"min": 1})
 
 
 @struct.dataclass
@@ -112,38 +113,12 @@ class PPOState:
     returns: jax.Array          # running discounted return per env (reward_normalization: returns)
     recent_obs: jax.Array       # normalised states of the last rollout (dormant neurons)
     key: jax.Array
-
-
-def tf_normalizer(shape=()) -> RunningStats:
-    """Empty statistics as TF-Agents' StreamingTensorNormalizer: mean 0, var 0, count 1e-8."""
-    return RunningStats(jnp.zeros(shape, jnp.float32), jnp.zeros(shape, jnp.float32), jnp.float32(1e-8))
-
-
-def normalize(stats: RunningStats, x, clip, center=True, eps=NORM_EPS):
-    """TensorNormalizer.normalize: clip((x - mean) / sqrt(var + eps), +-clip); mean 0 if not center."""
-    mean = stats.mean if center else 0.0
-    return jnp.clip((x - mean) / jnp.sqrt(stats.var + eps), -clip, clip)
+    snr: jax.Array              # [2]: latest (grad_snr, grad_snr_active); NaN before the first
 
 
 def _optimizer(hp, learning_rate, clip: bool) -> optax.GradientTransformation:
     adam = optax.adam(learning_rate, eps=hp.adam_eps)
     return optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), adam) if clip else adam
-
-
-def clip_jointly(grads, max_norm):
-    """Scale a tree of gradients (e.g. (actor, critic)) so its global norm is at most max_norm."""
-    return optax.clip_by_global_norm(max_norm).update(grads, optax.EmptyState())[0]
-
-
-def orthogonal_hidden(key, net: SparseNetwork, hp: sp.SparseHParams, params, masks, n_hidden: int):
-    """Orthogonal hidden kernels (Keras Orthogonal(), gain 1) wherever the run keeps the network's
-    own init (sp.init_kernels' dense case: neither sparsity-aware nor dense_width), masked."""
-    own = ~(sparse_from_scratch(hp) & hp.sparse_init) & (hp.method != DENSE_WIDTH)
-    kernels, kmasks = net.spec.kernel_leaves(params), net.spec.kernel_leaves(masks)
-    for l in range(n_hidden):
-        w = jax.nn.initializers.orthogonal()(jax.random.fold_in(key, l), kernels[l].shape, jnp.float32)
-        kernels[l] = jnp.where(own & kmasks[l], w, kernels[l])
-    return net.spec.replace_kernels(params, kernels)
 
 
 class PPO(Agent):
@@ -160,7 +135,6 @@ class PPO(Agent):
         "rigl": {"update_interval": 250, "drop_fraction": 0.3, "weight_decay": 1e-4},
         "prune": {"start": 32_000, "update_interval": 500},
     }
-    extra_metrics = NETWORK_METRICS
 
     def __init__(self, env, static: PPOStatic, eval_env, total_steps, eval_every, eval_episodes):
         space = env.action_space
@@ -172,6 +146,7 @@ class PPO(Agent):
             raise ValueError(f"agent_config.minibatch_size {static.minibatch_size} must divide "
                              f"num_envs * rollout_steps = {batch}")
         super().__init__(env, static, eval_env, total_steps, eval_every, eval_episodes)
+        self.extra_metrics = NETWORK_METRICS + (SNR_METRICS if static.grad_snr else ())
         in_dim, hidden = int(np.prod(env.obs_shape)), static.hidden
         if self.discrete:
             actor = MLP(hidden=hidden, out_dim=space.n, activation=static.activation)
@@ -196,9 +171,9 @@ class PPO(Agent):
     def networks(self):
         return {"actor": self.actor, "critic": self.critic}
 
-    def sparsities(self, hp):
-        """(actor, critic) target sparsity of one run."""
-        return network_sparsities(hp, self.actor.spec.num_kernel_params, self.critic.spec.num_kernel_params)
+    def network_hparams(self, hp):
+        """(actor, critic) sparse hparams of one run, each at its network's sparsity."""
+        return network_hparams(hp, self.actor.spec.num_kernel_params, self.critic.spec.num_kernel_params)
 
     # -- policy -----------------------------------------------------------------------------
     def _normalize(self, stats: RunningStats, obs):
@@ -240,9 +215,9 @@ class PPO(Agent):
 
     def init(self, key, hp: PPOHParams) -> PPOState:
         k_actor, k_critic, k_env, key = jax.random.split(key, 4)
-        s_actor, s_critic = self.sparsities(hp)
-        actor_params, actor_masks = self._init_network(k_actor, self.actor, hp.sparse(s_actor))
-        critic_params, critic_masks = self._init_network(k_critic, self.critic, hp.sparse(s_critic))
+        hp_actor, hp_critic = self.network_hparams(hp)
+        actor_params, actor_masks = self._init_network(k_actor, self.actor, hp_actor)
+        critic_params, critic_masks = self._init_network(k_critic, self.critic, hp_critic)
         env_state, obs = self.env.reset(k_env)
         tx = _optimizer(hp, hp.learning_rate, not self.static.joint_grad_clip)
         recent = jnp.zeros((len(self.dormant_rows), *self.env.obs_shape), jnp.float32)
@@ -252,7 +227,8 @@ class PPO(Agent):
             critic_masks=critic_masks, actor_opt=tx.init(actor_params), critic_opt=tx.init(critic_params),
             env_state=env_state, obs=obs, obs_stats=tf_normalizer(self.env.obs_shape),
             reward_stats=RunningStats.create() if returns_mode else tf_normalizer(),
-            returns=jnp.zeros(self.env.num_envs, jnp.float32), recent_obs=recent, key=key)
+            returns=jnp.zeros(self.env.num_envs, jnp.float32), recent_obs=recent, key=key,
+            snr=jnp.full(2, jnp.nan, jnp.float32))
 
     def _rollout(self, state: PPOState, hp, key):
         """Collect rollout_steps x num_envs transitions with the current policy and statistics."""
@@ -324,23 +300,38 @@ class PPO(Agent):
                               reward_stats=reward_stats, recent_obs=batch["obs"][self.dormant_rows], key=key)
         return self._train(state, hp, t, batch, k_train)
 
-    def _loss(self, actor_params, critic_params, mb, hp):
+    def _sample_losses(self, actor_params, critic_params, mb, hp):
+        """Per-sample loss (clipped surrogate - ent_coef * entropy + vf_coef * squared value
+        error) on a minibatch whose advantages are already normalised; the original's
+        `total_loss_per_sample` without L2."""
         out = self._dist(actor_params, mb["obs"])
-        logp = self._log_prob(out, mb["action"])
-        ratio = jnp.exp(logp - mb["logp"])
-        adv = mb["adv"]
-        adv = jnp.where(hp.norm_adv, (adv - adv.mean()) / jnp.sqrt(adv.var() + ADV_EPS), adv)
+        ratio = jnp.exp(self._log_prob(out, mb["action"]) - mb["logp"])
         clipped = jnp.clip(ratio, 1.0 - hp.clip_eps, 1.0 + hp.clip_eps)
-        pg_loss = jnp.maximum(-adv * ratio, -adv * clipped).mean()
-        v_loss = jnp.square(self._value(critic_params, mb["obs"]) - mb["target"]).mean()
-        entropy = self._entropy(out).mean()
-        return (pg_loss - hp.ent_coef * entropy + hp.vf_coef * v_loss
+        pg = jnp.maximum(-mb["adv"] * ratio, -mb["adv"] * clipped)
+        v_err = jnp.square(self._value(critic_params, mb["obs"]) - mb["target"])
+        return pg - hp.ent_coef * self._entropy(out) + hp.vf_coef * v_err
+
+    def _normalize_advantages(self, mb, hp):
+        adv = mb["adv"]
+        return {**mb, "adv": jnp.where(hp.norm_adv, (adv - adv.mean()) / jnp.sqrt(adv.var() + ADV_EPS), adv)}
+
+    def _loss(self, actor_params, critic_params, mb, hp):
+        """Minibatch loss: mean per-sample loss + L2 on both networks' kernels."""
+        mb = self._normalize_advantages(mb, hp)
+        return (self._sample_losses(actor_params, critic_params, mb, hp).mean()
                 + l2_penalty(self.actor.spec, actor_params, hp.weight_decay)
                 + l2_penalty(self.critic.spec, critic_params, hp.weight_decay))
 
+    def _snr(self, s: PPOState, mb, hp, hp_actor, hp_critic):
+        """[grad_snr, grad_snr_active] of per-sample loss gradients over actor and critic."""
+        one = lambda p, x: self._sample_losses(*p, jax.tree.map(lambda v: v[None], x), hp)[0]  # noqa: E731
+        exists = (sp.existing_entries(self.actor.spec, hp_actor, s.actor_masks),
+                  sp.existing_entries(self.critic.spec, hp_critic, s.critic_masks))
+        return gradient_snrs(one, (s.actor_params, s.critic_params), self._normalize_advantages(mb, hp),
+                             exists, (s.actor_masks, s.critic_masks))
+
     def _train(self, state: PPOState, hp, t, batch, key):
-        s_actor, s_critic = self.sparsities(hp)
-        hp_actor, hp_critic = hp.sparse(s_actor), hp.sparse(s_critic)
+        hp_actor, hp_critic = self.network_hparams(hp)
         frac = jnp.maximum(1.0 - jnp.asarray(t, jnp.float32) / self.num_iterations, 0.0)
         joint = self.static.joint_grad_clip
         tx = _optimizer(hp, jnp.where(hp.anneal_lr, hp.learning_rate * frac, hp.learning_rate), not joint)
@@ -348,32 +339,37 @@ class PPO(Agent):
         nmb, mbs = self.num_minibatches, self.static.minibatch_size
 
         def minibatch(carry, xs):
-            ap, cp, a_opt, c_opt, am, cm, key = carry
+            s, key = carry
             mb, step = xs
             key, k_actor, k_critic = jax.random.split(key, 3)
-            ap, cp = sp.apply_masks(ap, am), sp.apply_masks(cp, cm)  # grads at masked params
-            grads = jax.grad(self._loss, argnums=(0, 1))(ap, cp, mb, hp)
+            s = s.replace(actor_params=sp.apply_masks(s.actor_params, s.actor_masks),  # grads at masked
+                          critic_params=sp.apply_masks(s.critic_params, s.critic_masks))  # params
+            grads = jax.grad(self._loss, argnums=(0, 1))(s.actor_params, s.critic_params, mb, hp)
+            if self.static.grad_snr:
+                due = (step - 1) % self.static.snr_every == 0
+                s = s.replace(snr=jax.lax.cond(due, lambda: self._snr(s, mb, hp, hp_actor, hp_critic),
+                                               lambda: s.snr))
             # the original clips the dense gradients of both networks as one list (RigL's
             # gradient ranking within a layer does not change under this common scale)
             g_actor, g_critic = clip_jointly(grads, hp.max_grad_norm) if joint else grads
-            ap, a_opt, am = masked_update(k_actor, self.actor, hp_actor, step, tx, ap, a_opt, am, g_actor)
-            cp, c_opt, cm = masked_update(k_critic, self.critic, hp_critic, step, tx, cp, c_opt, cm, g_critic)
-            return (ap, cp, a_opt, c_opt, am, cm, key), None
+            ap, a_opt, am = masked_update(k_actor, self.actor, hp_actor, step, tx, s.actor_params,
+                                          s.actor_opt, s.actor_masks, g_actor)
+            cp, c_opt, cm = masked_update(k_critic, self.critic, hp_critic, step, tx, s.critic_params,
+                                          s.critic_opt, s.critic_masks, g_critic)
+            s = s.replace(actor_params=ap, actor_opt=a_opt, actor_masks=am,
+                          critic_params=cp, critic_opt=c_opt, critic_masks=cm)
+            return (s, key), None
 
         def epoch(carry, e):
-            key, k_perm = jax.random.split(carry[-1])
+            s, key = carry
+            key, k_perm = jax.random.split(key)
             perm = jax.random.permutation(k_perm, self.batch_size)
             shuffled = jax.tree.map(lambda x: x[perm].reshape(nmb, mbs, *x.shape[1:]), batch)
             steps = base + e * nmb + jnp.arange(nmb, dtype=jnp.int32) + 1
-            carry, _ = jax.lax.scan(minibatch, (*carry[:-1], key), (shuffled, steps))
-            return carry, None
+            return jax.lax.scan(minibatch, (s, key), (shuffled, steps))[0], None
 
-        carry = (state.actor_params, state.critic_params, state.actor_opt, state.critic_opt,
-                 state.actor_masks, state.critic_masks, key)
-        carry, _ = jax.lax.scan(epoch, carry, jnp.arange(self.static.epochs, dtype=jnp.int32))
-        ap, cp, a_opt, c_opt, am, cm, _ = carry
-        return state.replace(actor_params=ap, critic_params=cp, actor_opt=a_opt, critic_opt=c_opt,
-                             actor_masks=am, critic_masks=cm)
+        (state, _), _ = jax.lax.scan(epoch, (state, key), jnp.arange(self.static.epochs, dtype=jnp.int32))
+        return state
 
     # -- evaluation -------------------------------------------------------------------------
     def eval_policy(self, state: PPOState, hp):
@@ -385,15 +381,17 @@ class PPO(Agent):
 
     def evaluate(self, state: PPOState, hp, key, t) -> dict:
         returns = self.evaluation_returns(state, hp, key)
-        s_actor, s_critic = self.sparsities(hp)
+        hp_actor, hp_critic = self.network_hparams(hp)
         states = state.recent_obs
         metrics = actor_critic_metrics(
-            [(self.actor, state.actor_params, state.actor_masks, hp.sparse(s_actor), states)],
-            [(self.critic, state.critic_params, state.critic_masks, hp.sparse(s_critic), states)],
+            [(self.actor, state.actor_params, state.actor_masks, hp_actor, states)],
+            [(self.critic, state.critic_params, state.critic_masks, hp_critic, states)],
             self.static.dormant_tau)
+        if self.static.grad_snr:
+            metrics.update(zip(SNR_METRICS, state.snr))
         return {"eval_return": returns.mean(), **metrics}
 
     def final_active_params(self, hp) -> jax.Array:
-        s_actor, s_critic = self.sparsities(hp)
-        return (final_active_params(self.actor, hp.sparse(s_actor))
-                + final_active_params(self.critic, hp.sparse(s_critic)))
+        hp_actor, hp_critic = self.network_hparams(hp)
+        return (sp.final_active_params(self.actor.spec, hp_actor)
+                + sp.final_active_params(self.critic.spec, hp_critic))

@@ -41,9 +41,9 @@ from .. import sparse as sp
 from ..fields import hfield
 from ..nets import MLP
 from .actor_critic import (NETWORK_METRICS, ActorCriticFields, action_scale, actor_critic_metrics,
-                           network_sparsities, policy_log_std, tanh_gaussian_sample, to_env_action)
+                           network_hparams, policy_log_std, tanh_gaussian_sample, to_env_action)
 from .base import Agent
-from .common import OffPolicySchedule, SparseNetwork, final_active_params, l2_penalty, masked_update
+from .common import OffPolicySchedule, SparseNetwork, l2_penalty, masked_update
 
 NUM_CRITICS = 2
 CRITIC_LOSS_WEIGHT = 0.5  # TF-Agents SacAgent's critic_loss_weight default (the original keeps it)
@@ -156,10 +156,10 @@ class SAC(Agent):
     def networks(self):
         return {"actor": self.actor, **{f"critic{i + 1}": self.critic for i in range(NUM_CRITICS)}}
 
-    def sparsities(self, hp):
-        """(actor, critic) target sparsity of one run (the critic's applies to both critics)."""
-        return network_sparsities(hp, self.actor.spec.num_kernel_params,
-                                  NUM_CRITICS * self.critic.spec.num_kernel_params)
+    def network_hparams(self, hp):
+        """(actor, critic) sparse hparams of one run (the critic's apply to both critics)."""
+        return network_hparams(hp, self.actor.spec.num_kernel_params,
+                               NUM_CRITICS * self.critic.spec.num_kernel_params)
 
     # -- networks ---------------------------------------------------------------------------
     def _policy(self, params, obs, hp):
@@ -207,9 +207,9 @@ class SAC(Agent):
     # -- run --------------------------------------------------------------------------------
     def init(self, key, hp: SACHParams) -> SACState:
         k_actor, k_env, key, *k_critics = jax.random.split(key, 3 + NUM_CRITICS)
-        s_actor, s_critic = self.sparsities(hp)
-        actor_params, actor_masks = self.actor.init(k_actor, hp.sparse(s_actor))
-        critics = [self.critic.init(k, hp.sparse(s_critic)) for k in k_critics]
+        hp_actor, hp_critic = self.network_hparams(hp)
+        actor_params, actor_masks = self.actor.init(k_actor, hp_actor)
+        critics = [self.critic.init(k, hp_critic) for k in k_critics]
         critic_params = tuple(p for p, _ in critics)
         tx = _optimizer(hp)
         log_alpha = jnp.log(jnp.asarray(hp.init_alpha, jnp.float32))
@@ -251,8 +251,7 @@ class SAC(Agent):
     def _update(self, state: SACState, hp, t, step, key):
         k_sample, k_next, k_pi, k_alpha, k_actor, *k_critics = jax.random.split(key, 5 + NUM_CRITICS)
         batch = replay.sample(k_sample, state.buffer, t + 1, self.static.batch_size)
-        s_actor, s_critic = self.sparsities(hp)
-        hp_actor, hp_critic = hp.sparse(s_actor), hp.sparse(s_critic)
+        hp_actor, hp_critic = self.network_hparams(hp)
         tx = _optimizer(hp)
         alpha = jnp.exp(state.log_alpha)
 
@@ -308,16 +307,15 @@ class SAC(Agent):
         rows = self.schedule.rows_written(t)
         batch = replay.sample(k_states, state.buffer, rows, self.static.dormant_batch)
         sa = self._critic_input(batch["obs"], batch["action"], hp)
-        s_actor, s_critic = self.sparsities(hp)
-        hp_critic = hp.sparse(s_critic)
+        hp_actor, hp_critic = self.network_hparams(hp)
         metrics = actor_critic_metrics(
-            [(self.actor, state.actor_params, state.actor_masks, hp.sparse(s_actor), batch["obs"])],
+            [(self.actor, state.actor_params, state.actor_masks, hp_actor, batch["obs"])],
             [(self.critic, p, m, hp_critic, sa) for p, m in zip(state.critic_params, state.critic_masks)],
             self.static.dormant_tau)
         return {"eval_return": returns.mean(), **metrics}
 
     def final_active_params(self, hp) -> jax.Array:
-        s_actor, s_critic = self.sparsities(hp)
-        return (final_active_params(self.actor, hp.sparse(s_actor))
-                + NUM_CRITICS * final_active_params(self.critic, hp.sparse(s_critic)))
+        hp_actor, hp_critic = self.network_hparams(hp)
+        return (sp.final_active_params(self.actor.spec, hp_actor)
+                + NUM_CRITICS * sp.final_active_params(self.critic.spec, hp_critic))
 

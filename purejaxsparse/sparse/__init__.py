@@ -19,7 +19,7 @@ from .distributions import active_counts, layer_sparsities
 from .hparams import (DISTRIBUTIONS, METHODS, START_MODES, SparseHParams, distribution_id, method_id,
                       start_mode_id)
 from .init import init_kernels, init_params, masked_fans, variance_scaling
-from .masks import (apply_masks, hidden_unit_masks, init_masks, matched_width, top_k_mask,
+from .masks import (apply_masks, final_active_params, hidden_unit_masks, init_masks, matched_width, top_k_mask,
                     width_param_count)
 from .measure import active_params, dormant_fraction, existing_entries, gradient_snr, kernel_sparsity
 from .schedules import cosine_drop_fraction, is_update_step, polynomial_sparsity
@@ -42,7 +42,7 @@ __all__ = [
     "layer_sparsities", "active_counts",
     "SparseSpec", "InitSpec", "GLOROT_UNIFORM", "HE_TRUNCATED_NORMAL", "SPARSITY_AWARE", "uniform_init",
     "init_masks", "init_params", "init_kernels", "init_sparse", "variance_scaling", "masked_fans",
-    "top_k_mask", "apply_masks", "matched_width", "width_param_count", "hidden_unit_masks",
+    "top_k_mask", "apply_masks", "final_active_params", "matched_width", "width_param_count", "hidden_unit_masks",
     "polynomial_sparsity", "cosine_drop_fraction", "is_update_step",
     "update_masks", "mask_changes", "maybe_update_masks", "apply_mask_update", "grown",
     "reset_moments", "masked_apply_gradients", "cond_any",

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from .distributions import active_counts, layer_sparsities
-from .hparams import DELAY_UPDATES, DENSE_WIDTH, RIGL, SET, STATIC, SparseHParams
+from .hparams import DELAY_UPDATES, DENSE_WIDTH, PRUNE, RIGL, SET, STATIC, SparseHParams
 from .spec import BIAS, SparseSpec
 
 
@@ -144,6 +144,18 @@ def init_masks(key: jax.Array, spec: SparseSpec, hp: SparseHParams):
         if kind == BIAS and i not in spec.biases:
             leaves[i] = jnp.broadcast_to(hp.use_bias, spec.leaf_shapes[i])
     return spec.unflatten(leaves)
+
+
+@functools.partial(jax.jit, static_argnames="spec")
+def final_active_params(spec: SparseSpec, hp: SparseHParams) -> jnp.ndarray:
+    """Active parameter count a run ends with (the rule of which mask each method ends with):
+    static, SET, RigL and pruning all end at the static mask's exact counts; dense and
+    dense_width at their own masks'."""
+    m = hp.method
+    ends_sparse = (m == STATIC) | (m == SET) | (m == RIGL) | (m == PRUNE)
+    final = hp.replace(method=jnp.where(ends_sparse, STATIC, m), start=jnp.int32(0))
+    masks = init_masks(jax.random.PRNGKey(0), spec, final)
+    return sum(jnp.sum(m, dtype=jnp.int32) for m in jax.tree.leaves(masks))
 
 
 def apply_masks(params, masks):
