@@ -51,7 +51,7 @@ def _check_compiles_once_and_keeps_schema(out, plan, traces):
     # dense ignores the per-network settings: 1 dense run + 3 x 2 x 2 rigl runs
     assert plan.num_runs == 13
     results = pd.read_csv(out / "results.csv")
-    assert list(results.columns) == BASE + list(NETWORK_METRICS)
+    assert list(results.columns) == BASE + list(NETWORK_METRICS) + ["diverged_step"]  # the engine's
     assert len(results) == plan.num_runs * 2 and set(results.agent) == {"sac"}
     for col in ("dormant_frac", "dormant_frac_actor", "dormant_frac_critic"):
         assert results[col].between(0, 1).all()
