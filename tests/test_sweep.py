@@ -68,9 +68,17 @@ def test_resume_after_crash_equals_uninterrupted(finished, tmp_path):
     full, plan, _, _ = finished
     out = tmp_path / "crashy"
     sweep.run_sweep(plan, out, progress=False, max_chunks=1, log=lambda *_: None)
-    # a crash after the next chunk's rows were written but before its checkpoint, mid-line
+    # a crash after the next chunk's rows were written but before its checkpoint (chunk 1 ends
+    # at step 400): a complete row of step 600, full width, so only its step can drop it, then
+    # a row cut mid-line
+    lines = (out / "results.csv").read_text().splitlines()
+    header, last = lines[0].split(","), lines[-1].split(",")
+    step = header.index("step")
+    assert last[step] == "400" and len(last) == len(header)
+    row = last[:step] + ["600", "999.0"] + last[step + 2:]
+    assert len(row) == len(header) and header[step + 1] == "eval_return"
     with open(out / "results.csv", "a") as f:
-        f.write("0,CartPole-v1,dqn,dense,0.0,0,600,999.0,0.0,1\n3,CartPole-v1,dq")
+        f.write(",".join(row) + "\n3,CartPole-v1,dq")
     resumed_plan = plan_sweep(load_config(out / "config.yaml"))
     sweep.run_sweep(resumed_plan, out, resume=True, progress=False, log=lambda *_: None)
     assert (out / "results.csv").read_text() == (full / "results.csv").read_text()
