@@ -75,3 +75,27 @@ def test_sac_sweep_resumes_byte_identical(tmp_path, compile_once):
     plan, state = interrupted_equals_uninterrupted(SAC, tmp_path)
     assert np.all(state.log_alpha != 0.0)  # alpha was tuned (init_alpha 1): its resume is tested
     assert np.all(np.asarray(jax.tree.leaves(state.alpha_opt)[0]) > 0)  # Adam's step count
+
+
+# PPO with its default normalisation (normalize_obs: true, reward_normalization: rewards):
+# 6 iterations of 2 envs x 16 steps, 2 minibatch updates each, 3 chunks of 2 iterations
+PPO = {
+    "name": "tiny-ppo", "agent": "ppo", "env": {"name": "Pendulum-v1", "max_steps_in_episode": 50},
+    "total_steps": 192, "eval_every": 64, "eval_episodes": 1, "chunk_evals": 1,
+    "agent_config": {"hidden": [8, 8], "num_envs": 2, "rollout_steps": 16, "minibatch_size": 16, "epochs": 1},
+    "hparams": {"sparsity": 0.8, "update_interval": 2, "end": 10},
+    "sweep": {"seed": 1, "method": ["dense", "rigl"]},
+}
+
+
+def test_ppo_sweep_resumes_byte_identical(tmp_path, compile_once):
+    """3 chunks of 64 steps, cut after the first: the resumed sweep's rows and state (networks,
+    masks, Adam, env state mid-episode, running observation and reward statistics) equal the
+    uninterrupted ones."""
+    plan, state = interrupted_equals_uninterrupted(PPO, tmp_path)
+    # the statistics start empty (TF-Agents: count 1e-8, mean 0, var 0) and count every
+    # observation and raw reward of training: 192 each, so they were carried across the cut
+    for stats in (state.obs_stats, state.reward_stats):
+        np.testing.assert_array_equal(stats.count, 192.0)
+        assert np.all(stats.mean != 0.0) and np.all(stats.var > 0.0)
+    assert np.all(state.reward_stats.mean < 0.0)  # Pendulum's rewards are all <= 0
