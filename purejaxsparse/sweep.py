@@ -59,19 +59,6 @@ def _runs_sharding(devices) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec("runs"))
 
 
-def compiler_options(num_devices: int) -> dict | None:
-    """XLA options for the chunk: on several devices, no common-subexpression elimination.
-
-    Partitioned over several devices, XLA runs CSE before its algebraic simplifier, which then
-    rewrites some arithmetic differently than in the one-device program (e.g. Adam's division by
-    its bias correction), so the last bits and then returns drifted with the device count.
-    Without that pass the partitioned program computes each run as the one-device program does:
-    results.csv is the same on 1 and N devices (tests/test_multidevice.py; on 4 CPU devices at no
-    measurable cost, benchmarks/device_count.py). One device: unchanged.
-    """
-    return {"xla_disable_hlo_passes": "cse"} if num_devices > 1 else None
-
-
 def _pad_runs(tree, num_runs: int, multiple: int):
     """Pad the leading runs axis to a multiple of the device count (copies of the last run)."""
     padded = math.ceil(num_runs / multiple) * multiple
@@ -168,7 +155,7 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
         log(estimate.table())
         t_compile = time.perf_counter()
         chunk = _chunk_function(agent, plan.chunk_evals)
-        compiled = chunk.lower(shapes, hparams, jnp.int32(0)).compile(compiler_options(n_dev))
+        compiled = chunk.lower(shapes, hparams, jnp.int32(0)).compile()
         compile_seconds = time.perf_counter() - t_compile
         estimate = memory.with_compiled(estimate, compiled)
         log(f"compiled in {compile_seconds:.1f} s" + estimate.temporaries_note())

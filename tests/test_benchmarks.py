@@ -194,23 +194,6 @@ def test_quick_and_full_settings(name):
     assert re.search(r"^Last line: `ratio: X`", mod.__doc__, re.M)  # what the tests above read
 
 
-def test_device_count_reports_medians_and_bitwise_agreement():
-    """benchmarks/device_count.py: fastest and median per program, the ratio of the medians
-    without CSE over XLA's default, and how many returns differ from one device's."""
-    mod = importlib.import_module("device_count")
-    one = np.array([[1.0, 2.0], [3.0, 4.0]])
-    seconds = {"1 device": [9.0, 8.0, 10.0], "4, default": [5.0, 4.0, 6.0], "4, no CSE": [4.5, 4.6, 9.0]}
-    returns = {"1 device": one, "4, default": one + [[0, 1e-6], [0, 0]], "4, no CSE": one.copy()}
-    text, ratio = mod.summarise(seconds, returns)
-    assert ratio == pytest.approx(4.6 / 5.0)
-    rows = table_rows(text)[1:]
-    assert [r[0] for r in rows] == list(seconds) and [r[1] for r in rows] == ["8.000", "4.000", "4.500"]
-    assert [r[2] for r in rows] == ["9.000", "5.000", "4.600"]
-    assert [r[3] for r in rows] == ["yes", "no (1 of 4 differ)", "yes"]
-    quick = mod.parse_args(["--quick"])
-    assert quick.devices == 4 and quick.steps == 10_000 and mod.parse_args([]).devices is None
-
-
 def test_table():
     benchlib = importlib.import_module("benchlib")
     text = benchlib.table(["a", "bb"], [[1, 2.5], ["x", 12345.0]])
