@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+import purejaxsparse as pjs
 from purejaxsparse.nets import MLP
 from purejaxsparse.sparse import SparseSpec
 
@@ -28,3 +29,14 @@ def tiny_sweep_config(**overrides):
     }
     config.update(overrides)
     return config
+
+
+def train_runs(config: dict, runs: list[dict], seed: int = 0):
+    """Train `runs` (make_hparams keyword dicts) of `config` as one vmapped, jitted program,
+    the README's embedding API: (train, stacked hparams, final state, metrics on the host)."""
+    train = pjs.make_train(config)
+    hps = pjs.stack_hparams([pjs.make_hparams(config, **run) for run in runs])
+    keys = jax.random.split(jax.random.PRNGKey(seed), len(runs))
+    state, metrics = jax.jit(jax.vmap(train))(keys, hps)
+    return train, hps, state, jax.device_get(metrics)
+

@@ -19,6 +19,8 @@ from purejaxsparse.config import build_agent, load_config, plan_sweep
 from purejaxsparse.fields import ConfigError
 from purejaxsparse.nets.gaussian import GaussianMLP
 
+from conftest import train_runs
+
 ROOT = Path(__file__).resolve().parents[1]
 LEARN = {
     "agent": "ppo", "env": "CartPole-v1", "total_steps": 40_960, "eval_every": 8192, "eval_episodes": 8,
@@ -33,11 +35,7 @@ RUNS = [{"method": "dense"}, {"method": "dense"}, {"method": "rigl"},
 
 def test_dense_and_sparse_ppo_learn_cartpole_and_masks_hold():
     """One compiled program (the costly part) checked twice: learning, then the masks."""
-    train = pjs.make_train(LEARN)
-    hps = pjs.stack_hparams([pjs.make_hparams(LEARN, **r) for r in RUNS])
-    keys = jax.random.split(jax.random.PRNGKey(0), len(RUNS))
-    state, metrics = jax.jit(jax.vmap(train))(keys, hps)
-    metrics = jax.device_get(metrics)
+    train, hps, state, metrics = train_runs(LEARN, RUNS)
     _check_learning(metrics)
     _check_masks(train.agent, state, metrics, hps)
 

@@ -17,6 +17,8 @@ from purejaxsparse import sparse as sp
 from purejaxsparse.config import build_agent, load_config, plan_sweep
 from purejaxsparse.fields import ConfigError
 
+from conftest import train_runs
+
 LEARN = {
     "agent": "sac", "env": "Pendulum-v1", "total_steps": 7000, "eval_every": 1000, "eval_episodes": 5,
     "agent_config": {"hidden": [64, 64], "batch_size": 128, "buffer_size": 10_000, "learning_starts": 500},
@@ -29,11 +31,7 @@ RUNS = [{"method": "dense"}, {"method": "dense"}, {"method": "rigl"},
 
 def test_dense_and_sparse_sac_learn_pendulum_and_masks_hold():
     """One compiled program (the costly part) checked twice: learning, then the masks."""
-    train = pjs.make_train(LEARN)
-    hps = pjs.stack_hparams([pjs.make_hparams(LEARN, **r) for r in RUNS])
-    keys = jax.random.split(jax.random.PRNGKey(0), len(RUNS))
-    state, metrics = jax.jit(jax.vmap(train))(keys, hps)
-    metrics = jax.device_get(metrics)
+    train, _, state, metrics = train_runs(LEARN, RUNS)
     _check_learning(metrics)
     _check_masks(train.agent, state, metrics)
 
