@@ -5,6 +5,7 @@ and sparse PPO still learn CartPole with masks that hold."""
 
 import functools
 import json
+import re
 import types
 from pathlib import Path
 
@@ -184,6 +185,24 @@ def test_initialisers_are_the_originals(env):
     for method, orthogonal in (("prune", True), ("static", False)):
         state = _init(config, method=method, sparsity=0.5)[2]
         assert _orthonormal(_dense(state.critic_params, "layer_1")[0]) == orthogonal, method
+
+
+def test_vmapped_init_draws_one_orthogonal_kernel_at_a_time():
+    """A sweep's init (vmap over runs) runs one unbatched QR per run and kernel: jaxlib 0.10's
+    batched CPU QR waits on XLA's thread pool for its own parts and can hang the sweep. The
+    kernels are those of initialising each run alone."""
+    config = _with({**CONT, "env": "CartPole-v1"}, hidden=[16, 16])
+    agent = _compiled(json.dumps(config, sort_keys=True))[0]
+    hp = pjs.stack_hparams([pjs.make_hparams(config)] * 3)
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    jaxpr = str(jax.make_jaxpr(jax.vmap(agent.init))(keys, hp))
+    qr_outputs = re.findall(r"(\S+:f32\[[\d,]*\] \S+:f32\[[\d,]*\]) = qr\[", jaxpr)
+    assert qr_outputs and all(out.count(",") == 2 for out in qr_outputs), qr_outputs  # two 2-D results
+    batched = jax.jit(jax.vmap(agent.init))(keys, hp)
+    for r in range(3):
+        alone = jax.jit(agent.init)(keys[r], jax.tree.map(lambda x: x[r], hp))
+        for a, b in zip(jax.tree.leaves(alone.actor_params), jax.tree.leaves(batched.actor_params)):
+            np.testing.assert_array_equal(a, b[r])
 
 
 def test_one_gradient_clip_over_actor_and_critic_together():

@@ -6,10 +6,9 @@ PPO's own defaults take.
 Every threshold below comes from returns measured with this file's code and configs over
 several keys, with the same runs under a zero learning rate as the "learning broken" reference."""
 
-import jax
 import numpy as np
 
-import purejaxsparse as pjs
+from conftest import train_runs
 
 
 def _normalisers_were_used(state, total_steps):
@@ -20,23 +19,9 @@ def _normalisers_were_used(state, total_steps):
 
 
 def _train(config, runs, seed):
-    """Final state and metrics of `runs` of `config`, trained as one jitted program (keys:
-    split(PRNGKey(seed))). Training is vmapped over the runs; initialisation runs one run at a
-    time (lax.map): on CPU, jaxlib 0.10.2 can deadlock in vmapped orthogonal init (batched
-    LAPACK QR splits its batch onto the intra-op thread pool and waits; when every pool thread
-    is such a QR, nothing runs the parts; seen here with 2 cores and 2-4 runs)."""
-    train = pjs.make_train(config)
-    agent = train.agent
-    hps = pjs.stack_hparams([pjs.make_hparams(config, **r) for r in runs])
-    keys = jax.random.split(jax.random.PRNGKey(seed), len(runs))
-
-    @jax.jit
-    def run_all(keys, hps):
-        states = jax.lax.map(lambda a: agent.init(*a), (keys, hps))
-        return jax.vmap(lambda s, hp: agent.run(s, hp, 0, agent.num_evals))(states, hps)
-
-    state, metrics = run_all(keys, hps)
-    return state, jax.device_get(metrics)
+    """Final state and metrics of `runs` of `config`, trained as one vmapped, jitted program."""
+    _, _, state, metrics = train_runs(config, runs, seed)
+    return state, metrics
 
 
 # 160 rollouts of 4 envs x 128 steps, 4 epochs of 4 minibatches (2560 updates); no normalisation

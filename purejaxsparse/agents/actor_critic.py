@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -201,6 +202,27 @@ def orthogonal_hidden(key, net: SparseNetwork, hp: sp.SparseHParams, params, mas
     own = ~(sparse_from_scratch(hp) & hp.sparse_init) & (hp.method != DENSE_WIDTH)
     kernels, kmasks = net.spec.kernel_leaves(params), net.spec.kernel_leaves(masks)
     for l in range(n_hidden):
-        w = jax.nn.initializers.orthogonal()(jax.random.fold_in(key, l), kernels[l].shape, jnp.float32)
+        w = orthogonal_one_at_a_time(tuple(kernels[l].shape))(jax.random.fold_in(key, l))
         kernels[l] = jnp.where(own & kmasks[l], w, kernels[l])
     return net.spec.replace_kernels(params, kernels)
+
+
+@functools.lru_cache(maxsize=None)
+def orthogonal_one_at_a_time(shape: tuple[int, ...]):
+    """key -> an orthogonal (gain 1) float32 kernel of `shape`; vmapped, one QR per key in turn.
+
+    Batched, the QR is one LAPACK call that, on CPU with jaxlib 0.10, splits its batch onto
+    XLA's intra-op thread pool and waits there: with every pool thread in such a QR, nothing
+    runs the parts and the sweep's init hangs (seen with 2 cores and 4 runs of 2x64). Under
+    vmap this maps over the keys instead (lax.map), which yields the same kernels."""
+    @jax.custom_batching.custom_vmap
+    def draw(key):
+        return jax.nn.initializers.orthogonal()(key, shape, jnp.float32)
+
+    @draw.def_vmap
+    def draw_each(axis_size, in_batched, key):
+        if not in_batched[0]:
+            return draw(key), False
+        return jax.lax.map(draw, key), True
+
+    return draw
