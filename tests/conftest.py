@@ -39,4 +39,3 @@ def train_runs(config: dict, runs: list[dict], seed: int = 0):
     keys = jax.random.split(jax.random.PRNGKey(seed), len(runs))
     state, metrics = jax.jit(jax.vmap(train))(keys, hps)
     return train, hps, state, jax.device_get(metrics)
-

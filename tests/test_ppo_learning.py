@@ -18,12 +18,6 @@ def _normalisers_were_used(state, total_steps):
     np.testing.assert_array_equal(state.reward_stats.count, float(total_steps))
 
 
-def _train(config, runs, seed):
-    """Final state and metrics of `runs` of `config`, trained as one vmapped, jitted program."""
-    _, _, state, metrics = train_runs(config, runs, seed)
-    return state, metrics
-
-
 # 160 rollouts of 4 envs x 128 steps, 4 epochs of 4 minibatches (2560 updates); no normalisation
 # keys: normalize_obs true and reward_normalization "rewards" are PPO's defaults
 CARTPOLE = {
@@ -41,7 +35,7 @@ def test_ppo_with_default_normalisation_learns_cartpole_dense_and_rigl():
     189-500, the pair's mean >= 255. Zero learning rate, same keys: 8.5-97, the pair's mean
     <= 61. A uniformly random policy: 20-23 (envs.evaluate, 64 episodes, 3 keys); PPO's
     untrained greedy policy (empty statistics): 9-159, hence the bound on the mean."""
-    state, metrics = _train(CARTPOLE, [{"method": "dense"}, {"method": "rigl"}], seed=0)
+    _, _, state, metrics = train_runs(CARTPOLE, [{"method": "dense"}, {"method": "rigl"}], seed=0)
     _normalisers_were_used(state, CARTPOLE["total_steps"])
     final = np.asarray(metrics["eval_return"])[:, -1]
     random_policy = 22.0
@@ -67,7 +61,7 @@ def test_continuous_ppo_with_default_normalisation_learns_pendulum():
     pair's mean -601 to -314 (twice the steps did no better: -793 to -321). Zero learning rate,
     keys 0..5: -1436 to -1055, the pair's mean <= -1189. A uniformly random policy: -1210 to
     -1220 (envs.evaluate, 64 episodes, 3 keys); PPO's untrained greedy policy: -1391 to -1186."""
-    state, metrics = _train(PENDULUM, [{"method": "dense"}, {"method": "dense"}], seed=0)
+    _, _, state, metrics = train_runs(PENDULUM, [{"method": "dense"}, {"method": "dense"}], seed=0)
     _normalisers_were_used(state, PENDULUM["total_steps"])
     final = np.asarray(metrics["eval_return"])[:, -1]
     assert np.all(final > -900.0), metrics["eval_return"]
