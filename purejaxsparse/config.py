@@ -32,9 +32,9 @@ OPTIONAL = ("name", "agent_config", "hparams", "method_defaults", "chunk_evals")
 # defaults so that, e.g., dense runs swept over sparsity collapse into one run per seed.
 IGNORED_BY_METHOD = {
     "dense": ("sparsity", "distribution", "drop_fraction", "update_interval", "start", "end", "sparse_init",
-              "start_mode", "actor_sparsity", "critic_sparsity", "actor_param_fraction"),
+              "start_mode", "skip_gradient", "actor_sparsity", "critic_sparsity", "actor_param_fraction"),
     "dense_width": ("distribution", "drop_fraction", "update_interval", "start", "end", "sparse_init",
-                    "start_mode"),
+                    "start_mode", "skip_gradient"),
     "static": ("drop_fraction", "update_interval", "end"),
     "prune": ("drop_fraction", "sparse_init", "start_mode"),
     "set": (),

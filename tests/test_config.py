@@ -30,8 +30,18 @@ def test_make_hparams_equals_the_planned_run_for_every_spelling_of_the_method():
         pjs.make_hparams(config, method="lottery")
 
 
+# Methods whose original code updates the mask instead of applying the gradient on a mask-update
+# step: rigl's Atari code (sparse_optimizers_base.py: the RigL optimizer only; SET applies) and
+# JaxPruner (SET/RigL skip_gradients=True, magnitude pruning False). rigl's TF-Agents trainers
+# (classic control, MuJoCo) always apply.
+SKIPS_GRADIENT = {"dqn_atari_nature": {"rigl"}, "dqn_atari_impala": {"rigl"}, "quick/dqn_atari_pong": {"rigl"},
+                  "dqn_atari_ganaie": {"rigl", "set"}, "quick/dqn_atari_ganaie": {"rigl", "set"},
+                  "minatar_ganaie": {"rigl", "set"}, "quick/minatar_breakout": {"rigl", "set"}}
+
+
 def test_every_shipped_config_plans():
-    """Every YAML in configs/ (the quickstart, the papers' sweeps, the quick ones) plans."""
+    """Every YAML in configs/ (the quickstart, the papers' sweeps, the quick ones) plans, and
+    its mask-update steps treat the gradient as the code of its study did."""
     from pathlib import Path
     root = Path(__file__).resolve().parents[1] / "configs"
     paths = sorted(root.glob("*.yaml")) + sorted(root.glob("quick/*.yaml"))
@@ -40,3 +50,6 @@ def test_every_shipped_config_plans():
         plan = plan_sweep(load_config(path))
         assert plan.runs, path
         assert np.all(np.asarray(plan.hparams.method) >= 0)
+        skips = SKIPS_GRADIENT.get(str(path.relative_to(root).with_suffix("")), set())
+        for run in plan.runs:
+            assert run["skip_gradient"] == (run["method"] in skips), (path.name, run["method"])

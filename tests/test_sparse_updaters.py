@@ -1,5 +1,6 @@
 """Mask updates: exact drop/grow sets, grown weights and moments, pruning schedule, masked steps."""
 
+import functools
 import itertools
 
 import jax
@@ -235,3 +236,80 @@ def test_vmapped_mixed_methods_keep_exact_counts(tiny_mlp):
     for r, (seed, s, m) in enumerate(combos):
         moved = not np.array_equal(hidden[1][r], init_hidden[r])
         assert moved == (sp.METHODS[m] in ("set", "rigl", "prune")), (sp.METHODS[m], s)
+
+
+def adam_numpy(w, g, mu, nu, count, lr, b1=0.9, b2=0.999, eps=1e-8):
+    """One Adam step by its formula (Kingma & Ba, Algorithm 1) in numpy: (w, mu, nu)."""
+    mu, nu = b1 * mu + (1 - b1) * g, b2 * nu + (1 - b2) * g * g
+    mhat, vhat = mu / (1 - b1 ** (count + 1)), nu / (1 - b2 ** (count + 1))
+    return w - lr * mhat / (np.sqrt(vhat) + eps), mu, nu
+
+
+def test_mask_update_step_applies_or_skips_the_gradient_as_worked_by_hand():
+    """RigL with its first topology update at t = 1: t = 0 is a plain Adam step, t = 1 changes
+    the mask. skip_gradient=False (rigl's TF-Agents trainers): the gradient is then applied
+    under the new mask, grown weights starting from 0 with zero moments. True (rigl's RigL
+    optimizer, JaxPruner): nothing moves but the mask: kept weights and their moments are as
+    after t = 0, grown and dropped weights are exactly 0, Adam's count stays at 1."""
+    lr = 0.1
+    tx = optax.adam(lr)
+    params = {"a": {"kernel": jnp.zeros((6, 5)), "bias": jnp.zeros(5)},
+              "b": {"kernel": jnp.zeros((5, 4)), "bias": jnp.zeros(4)}}
+    spec = sp.SparseSpec.from_params(params)
+    g0, g1 = random_like(jax.random.PRNGKey(1), params), random_like(jax.random.PRNGKey(2), params)
+
+    def two_steps(skip):
+        hp = sp.SparseHParams.make("rigl", 0.6, drop_fraction=0.5, update_interval=10, start=1, end=100,
+                                   skip_gradient=skip)
+        p, m = sp.init_sparse(jax.random.PRNGKey(0), spec, params, hp)
+        opt = tx.init(p)
+        p, opt, m1 = sp.sparse_step(jax.random.PRNGKey(3), spec, hp, 0, tx, p, opt, m, g0)
+        out = sp.sparse_step(jax.random.PRNGKey(4), spec, hp, 1, tx, p, opt, m1, g1)
+        return m, (p, opt, m1), out
+
+    step = jax.jit(two_steps, static_argnums=0)
+    m0, (p1, opt1, m1), (p2, opt2, m2) = step(False)
+    _, (q1, qopt1, _), (q2, qopt2, n2) = step(True)
+    for a, b in zip(jax.tree.leaves(m0), jax.tree.leaves(m1)):
+        np.testing.assert_array_equal(a, b)  # no mask change at t = 0
+    for a, b in zip(jax.tree.leaves((p1, m2)), jax.tree.leaves((q1, n2))):
+        np.testing.assert_array_equal(a, b)  # same t = 0 step, same new mask either way
+    assert int(opt2[0].count) == 2 and int(qopt2[0].count) == 1
+
+    for path, w1 in jax.tree_util.tree_flatten_with_path(p1)[0]:
+        at = lambda tree: np.asarray(functools.reduce(lambda t, k: t[k.key], path, tree))  # noqa: E731
+        old, new = at(m1), at(m2)
+        kept, grown = old & new, new & ~old
+        mu1, nu1 = at(opt1[0].mu), at(opt1[0].nu)
+        assert grown.any() == path[-1].key.endswith("kernel") == (old & ~new).any()
+        # applied: Adam at count 1 on kept entries, from zero moments at grown ones, 0 elsewhere
+        want, _, _ = adam_numpy(np.where(kept, w1, 0.0), np.where(new, at(g1), 0.0),
+                                np.where(kept, mu1, 0.0), np.where(kept, nu1, 0.0), 1, lr)
+        np.testing.assert_allclose(at(p2), np.where(new, want, 0.0), rtol=1e-5, atol=1e-7)
+        assert np.all(at(p2)[grown] != 0.0)
+        # skipped: kept weights and moments as after t = 0, everything else exactly 0
+        np.testing.assert_array_equal(at(q2), np.where(kept, w1, 0.0))
+        np.testing.assert_array_equal(at(qopt2[0].mu), np.where(kept, mu1, 0.0))
+        np.testing.assert_array_equal(at(qopt2[0].nu), np.where(kept, nu1, 0.0))
+
+
+def test_skip_gradient_is_per_run_under_vmap(tiny_mlp):
+    """One vmapped program with both settings gives each run what it gives alone."""
+    _, params, spec = tiny_mlp
+    hp = jax.vmap(lambda skip: sp.SparseHParams.make("rigl", 0.8, update_interval=2, end=10, skip_gradient=skip))(
+        jnp.asarray([False, True]))
+
+    def run(hp):
+        p, m = sp.init_sparse(jax.random.PRNGKey(0), spec, params, hp)
+        opt = TX.init(p)
+        for t in range(2):
+            p, opt, m = sp.sparse_step(jax.random.PRNGKey(t), spec, hp, t, TX, p, opt, m,
+                                       random_like(jax.random.PRNGKey(10 + t), p))
+        return p, opt[1][0].count
+
+    (p, count) = jax.jit(jax.vmap(run))(hp)
+    np.testing.assert_array_equal(count, [2, 1])  # the update at t = 0 skipped: one Adam step
+    for r in range(2):
+        alone, _ = jax.jit(run)(jax.tree.map(lambda x: x[r], hp))
+        for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(alone)):
+            np.testing.assert_allclose(np.asarray(a)[r], b, rtol=1e-6, atol=1e-7)

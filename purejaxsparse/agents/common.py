@@ -72,18 +72,16 @@ class SparseNetwork:
 
 def masked_update(key, net: SparseNetwork, hp: sp.SparseHParams, grad_step, tx, params, opt_state,
                   masks, grads):
-    """The scheduled mask update, then one optimizer step keeping masked weights at zero.
+    """The scheduled mask update and one optimizer step keeping masked weights at zero
+    (`sparse.sparse_step`; `hp.skip_gradient` says whether a mask-update step also applies the
+    gradient).
 
     grads: dense gradient w.r.t. the masked params on this step's batch; grad_step: this
     optimizer step's number, counting from 1 (the unit of update_interval/start/end). As in
     rigl's train steps, the mask updater runs first, at counter grad_step - 1 (so at 0, before
-    any training, too) on the current weights and this batch's gradient, then the gradient is
-    applied under the new mask.
+    any training, too) on the current weights and this batch's gradient.
     """
-    params, opt_state, masks = sp.maybe_update_masks(key, net.spec, hp, grad_step - 1, params,
-                                                     opt_state, masks, grads)
-    params, opt_state = sp.masked_apply_gradients(tx, params, opt_state, grads, masks)
-    return params, opt_state, masks
+    return sp.sparse_step(key, net.spec, hp, grad_step - 1, tx, params, opt_state, masks, grads)
 
 
 def l2_penalty(spec: sp.SparseSpec, params, weight_decay, output_layer: bool = True):

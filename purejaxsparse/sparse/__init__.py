@@ -5,8 +5,7 @@ Typical use inside an agent (one run; vmap it for a sweep):
     spec = SparseSpec.from_params(params_shapes, inits=...)
     params, masks = init_sparse(key, spec, params, hp)
     grads = jax.grad(loss)(params)                       # params are masked: dense gradient
-    params, opt, masks = maybe_update_masks(key, spec, hp, step, params, opt, masks, grads)
-    params, opt = masked_apply_gradients(tx, params, opt, grads, masks)
+    params, opt, masks = sparse_step(key, spec, hp, step, tx, params, opt, masks, grads)
     step += 1                                            # optimizer steps done
 """
 
@@ -25,7 +24,7 @@ from .measure import active_params, dormant_fraction, existing_entries, gradient
 from .schedules import cosine_drop_fraction, is_update_step, polynomial_sparsity
 from .spec import (GLOROT_UNIFORM, HE_TRUNCATED_NORMAL, SPARSITY_AWARE, InitSpec, SparseSpec, uniform_init)
 from .updaters import (apply_mask_update, grown, mask_changes, masked_apply_gradients,
-                       maybe_update_masks, reset_moments, update_masks)
+                       maybe_update_masks, reset_moments, sparse_step, update_masks)
 
 
 @functools.partial(jax.jit, static_argnames="spec")
@@ -45,6 +44,6 @@ __all__ = [
     "top_k_mask", "apply_masks", "final_active_params", "matched_width", "width_param_count", "hidden_unit_masks",
     "polynomial_sparsity", "cosine_drop_fraction", "is_update_step",
     "update_masks", "mask_changes", "maybe_update_masks", "apply_mask_update", "grown",
-    "reset_moments", "masked_apply_gradients", "cond_any",
+    "reset_moments", "masked_apply_gradients", "sparse_step", "cond_any",
     "active_params", "kernel_sparsity", "dormant_fraction", "gradient_snr", "existing_entries",
 ]

@@ -62,6 +62,9 @@ class SparseHParams:
     - start_mode: id into START_MODES. delay_updates: the mask is sparse from initialisation
       and SET/RigL change it from `start` on; dense_then_cut: dense until `start`, then a
       one-off magnitude cut. The same when start == 0.
+    - skip_gradient: on a step where the mask changes, the mask update takes the place of the
+      gradient step (rigl's RigL optimizer, JaxPruner's SET/RigL); False: the mask changes,
+      then the gradient is applied under the new mask (rigl's TF-Agents trainers).
     """
 
     method: jnp.ndarray = hfield("choice", "dense", "sparse-training method", choices=METHODS)
@@ -78,11 +81,14 @@ class SparseHParams:
         "choice", "delay_updates", "static/SET/RigL with start > 0: delay_updates (sparse from init, "
         "topology updates from start; JaxPruner) or dense_then_cut (dense until start, then a "
         "magnitude cut)", choices=START_MODES)
+    skip_gradient: jnp.ndarray = hfield(
+        "bool", False, "on a mask-update step, update the mask instead of applying the gradient "
+        "(rigl's RigL optimizer, JaxPruner's SET/RigL); false: update, then apply (rigl's TF-Agents code)")
 
     @classmethod
     def make(cls, method="dense", sparsity=0.0, distribution="erk", drop_fraction=0.5,
              update_interval=1000, start=0, end=75_000, sparse_init=True, use_bias=True,
-             start_mode="delay_updates"):
+             start_mode="delay_updates", skip_gradient=False):
         """Build from Python values or names (names are turned into ids); arrays pass through."""
         return SparseHParams(
             method=jnp.asarray(method_id(method), jnp.int32),
@@ -95,6 +101,7 @@ class SparseHParams:
             sparse_init=jnp.asarray(sparse_init, jnp.bool_),
             use_bias=jnp.asarray(use_bias, jnp.bool_),
             start_mode=jnp.asarray(start_mode_id(start_mode), jnp.int32),
+            skip_gradient=jnp.asarray(skip_gradient, jnp.bool_),
         )
 
     def sparse(self, sparsity=None) -> "SparseHParams":

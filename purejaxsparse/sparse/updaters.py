@@ -21,6 +21,11 @@ original does. k_l: final per-layer count; f(t): cosine drop fraction over [0, e
 s_t: the polynomial schedule applied to each layer's final sparsity (as the original code's
 per-layer PolynomialDecay does). A weight just dropped may be regrown; it then counts as kept,
 not grown.
+
+What happens to the gradient on a step where the mask changes differs between the original
+code bases, so it is a per-run setting (`skip_gradient`, see `sparse_step`): rigl's TF-Agents
+trainers update the mask, then apply the gradient; rigl's RigL optimizer (Dopamine Atari code)
+and JaxPruner's SET/RigL (`skip_gradients=True`) update the mask instead of applying it.
 """
 
 from __future__ import annotations
@@ -155,3 +160,21 @@ def maybe_update_masks(key, spec: SparseSpec, hp: SparseHParams, step, params, o
     step = jnp.asarray(step, jnp.int32)
     ops = (key, hp, step, params, opt_state, masks, grads)
     return cond_any(mask_changes(spec, hp, step), update, keep, ops)
+
+
+def sparse_step(key, spec: SparseSpec, hp: SparseHParams, step, tx: optax.GradientTransformation,
+                params, opt_state, masks, grads):
+    """One training step of a sparse network: the scheduled mask update at `step` (optimizer
+    steps done), then the gradient applied under the new mask.
+
+    With `hp.skip_gradient`, a step whose mask changes applies no gradient: params only follow
+    the new mask (dropped weights 0, grown weights 0) and the optimizer state is untouched except
+    for the reset moments, so Adam's count does not advance (rigl sparse_optimizers_base.py,
+    SparseRigLOptimizerBase.apply_gradients; JaxPruner base_updater.wrap_optax). Returns
+    (params, opt_state, masks).
+    """
+    skip = mask_changes(spec, hp, step) & hp.skip_gradient
+    params, opt_state, masks = maybe_update_masks(key, spec, hp, step, params, opt_state, masks, grads)
+    stepped = masked_apply_gradients(tx, params, opt_state, grads, masks)
+    params, opt_state = jax.tree.map(lambda new, old: jnp.where(skip, old, new), stepped, (params, opt_state))
+    return params, opt_state, masks
