@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("dir", type=Path)
     rep.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
     rep.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    mrg = sub.add_parser("merge", help="combine sweeps of one study (e.g. one per seed or env) for one report",
+                         description="Write runs.csv, results.csv and config.yaml of several sweep directories "
+                                     "whose configs differ only in name, env and sweep grid into OUT, runs "
+                                     "renumbered; then: purejaxsparse report OUT (one panel per env).")
+    mrg.add_argument("out", type=Path, help="new (or empty) directory")
+    mrg.add_argument("dirs", type=Path, nargs="+", help="sweep directories, in the order their runs are numbered")
     rob = sub.add_parser("robustness", help="evaluate final params with Gaussian observation noise")
     rob.add_argument("dir", type=Path)
     rob.add_argument("--sigma", default="0,0.1,0.2,0.5,1.0",
@@ -195,6 +201,16 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_merge(args) -> int:
+    from .results import merge_sweeps
+
+    merged = merge_sweeps(args.out, args.dirs)
+    envs = merged["env"] if isinstance(merged["env"], list) else [merged["env"]]
+    print(f"merged {len(args.dirs)} sweeps ({len(envs)} env(s), seeds {merged['sweep']['seed']}) into {args.out}; "
+          f"report: purejaxsparse report {args.out}")
+    return 0
+
+
 def _cmd_robustness(args) -> int:
     from .fields import ConfigError
     from .robustness import run_robustness
@@ -225,7 +241,8 @@ def _cmd_export(args) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "report": _cmd_report, "robustness": _cmd_robustness,
+COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "report": _cmd_report, "merge": _cmd_merge,
+            "robustness": _cmd_robustness,
             "export": _cmd_export}
 
 
@@ -248,7 +265,7 @@ def main(argv=None) -> int:
         print(f"purejaxsparse: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (FileNotFoundError, ValueError) as e:
-        if args.command in ("report", "robustness"):
+        if args.command in ("report", "robustness", "merge"):
             print(f"purejaxsparse: error: {str(e).splitlines()[0]}", file=sys.stderr)
             return EXIT_BAD_INPUT
         raise

@@ -258,3 +258,84 @@ def diverged_runs(results: pd.DataFrame) -> pd.DataFrame:
 def divergence_recorded(results: pd.DataFrame) -> bool:
     """Whether results.csv records divergence at all (sweeps before the columns did not)."""
     return FINITE in results.columns or DIVERGED_STEP in results.columns
+
+
+# ------------------------------------------------------------------------------ merging
+MERGE_FREE_KEYS = ("name", "env", "sweep")
+"""Config keys that may differ between the sweeps that `merge_sweeps` combines (the sweep grid
+is compared through the runs themselves: no run may appear twice)."""
+
+
+def merge_sweeps(out_dir: str | Path, sources: list[str | Path]) -> dict:
+    """Combine the output files of several sweeps of one study (e.g. one directory per seed or
+    per env) into ``out_dir``: runs.csv and results.csv with runs renumbered in source order
+    (every other value copied as written), and config.yaml with ``env`` (a list when the envs
+    differ), ``sweep.seed`` the union of seeds and ``merged_from``. `report` reads the result
+    like a sweep; it has no checkpoints, so it cannot be resumed, exported or noise-tested.
+
+    Refused with ValueError (one line) when a source is not a sweep directory, the configs differ
+    in anything but ``MERGE_FREE_KEYS``, their files have different columns, or a run (same env,
+    seed and hyperparameters) appears in two sources. Returns the merged config.
+    """
+    out_dir, sources = Path(out_dir), [Path(s) for s in sources]
+    if len(sources) < 2:
+        raise ValueError("merge: give at least two sweep directories")
+    if any(out_dir.resolve() == s.resolve() for s in sources):
+        raise ValueError(f"merge: the output directory {out_dir} is one of the sources")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ValueError(f"merge: {out_dir} is not empty")
+    configs = [read_config(s) for s in sources]
+    tables = [(_csv_text(s / "runs.csv", "runs.csv"), _csv_text(s / "results.csv", "results.csv")) for s in sources]
+    base = {k: v for k, v in configs[0].items() if k not in MERGE_FREE_KEYS}
+    for s, cfg, (runs, results) in zip(sources[1:], configs[1:], tables[1:]):
+        other = {k: v for k, v in cfg.items() if k not in MERGE_FREE_KEYS}
+        differs = sorted(k for k in set(base) | set(other) if base.get(k) != other.get(k))
+        if differs:
+            raise ValueError(f"merge: {s} differs from {sources[0]} in {differs[0]!r}; only "
+                             f"{', '.join(MERGE_FREE_KEYS)} may differ")
+        for name, (header, _), (first, _) in (("runs.csv", runs, tables[0][0]), ("results.csv", results, tables[0][1])):
+            if header != first:
+                raise ValueError(f"merge: {s}/{name} has other columns than {sources[0]}/{name}")
+    runs_header, results_header = tables[0][0][0], tables[0][1][0]
+    settings = [i for i, c in enumerate(runs_header) if c not in ("run",) + RUN_OUTPUTS]
+    col = {c: runs_header.index(c) for c in RUN_INFO}
+    run_rows, result_rows, seen = [], [], {}
+    for s, ((_, runs), (_, results)) in zip(sources, tables):
+        renumber = {}
+        for row in runs:
+            key = tuple(row[i] for i in settings)
+            if key in seen:
+                raise ValueError(f"merge: run {row[0]} of {s} (env {row[col['env']]}, method "
+                                 f"{row[col['method']]}, seed {row[col['seed']]}) is also in {seen[key]}")
+            seen[key] = s
+            renumber[row[0]] = str(len(run_rows))
+            run_rows.append([renumber[row[0]]] + row[1:])
+        result_rows += [[renumber[row[0]]] + row[1:] for row in results if row[0] in renumber]
+    envs = list(dict.fromkeys(env for cfg in configs for env in _env_list(cfg)))
+    merged = dict(configs[0])
+    merged["env"] = configs[0]["env"] if len(envs) == 1 else envs
+    seeds = sorted({int(row[col["seed"]]) for row in run_rows})
+    merged["sweep"] = {**(merged.get("sweep") or {}), "seed": seeds}
+    merged["merged_from"] = [str(s) for s in sources]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
+    write_csv(out_dir / "runs.csv", runs_header, run_rows)
+    write_csv(out_dir / "results.csv", results_header, result_rows)
+    return merged
+
+
+def _env_list(config: dict) -> list[str]:
+    env = config["env"]
+    return [env_name({"env": e}) for e in env] if isinstance(env, list) else [env_name(config)]
+
+
+def _csv_text(path: Path, what: str) -> tuple[list[str], list[list[str]]]:
+    """(header, complete rows) of a CSV file as text, so a copy keeps every value as written;
+    a partial last line (a write in progress) is left out. The first column must be ``run``."""
+    text = _require(path, what).read_text()
+    lines = text.split("\n")
+    complete = lines[1:] if text.endswith("\n") else lines[1:-1]
+    header = next(csv.reader([lines[0]]), [])
+    if not header or header[0] != "run":
+        raise ValueError(f"{path}: expected a header starting with 'run'")
+    return header, [r for r in csv.reader([line for line in complete if line]) if len(r) == len(header)]

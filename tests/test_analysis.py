@@ -278,8 +278,8 @@ def test_report_writes_every_plot_as_png(tmp_path):
     res.assign(grad_snr=1.0 / (1 + res["step"] / 1000)).to_csv(d / "results.csv", index=False)
     index = report.write_report(d, reps=200)
     rep = d / "report"
-    names = ["score_vs_sparsity.png", "iqm_bars.png", "learning_curves.png", "dormant.png", "robustness.png",
-             "grad_snr.png"]
+    names = ["score_vs_sparsity.png", "score_vs_params.png", "iqm_bars.png", "learning_curves.png", "dormant.png",
+             "robustness.png", "grad_snr.png"]
     for name in names:
         assert_png(rep / name)
     page = index.read_text()
@@ -297,6 +297,7 @@ def test_plot_functions_directly_and_graceful_skips(tmp_path):
     fs = stats.final_scores(results, runs)
     out = tmp_path / "png"
     assert_png(plots.plot_score_vs_sparsity(summ, out / "a.png"))  # one sparsity: still drawn
+    assert_png(plots.plot_score_vs_params(summ, out / "f.png"))
     assert_png(plots.plot_learning_curves(results, runs, out / "b.png"))
     assert_png(plots.plot_iqm_bars(fs, runs, out / "c.png", reps=200))
     assert_png(plots.plot_dormant(results, runs, out / "d.png"))
@@ -305,6 +306,8 @@ def test_plot_functions_directly_and_graceful_skips(tmp_path):
     # missing data -> SkipPlot naming what is missing, no file
     dense_only = summ[summ.method == "dense"]
     skips = [(plots.plot_score_vs_sparsity, (dense_only,), "only full-dense"),
+             (plots.plot_score_vs_params, (dense_only,), "only full-dense"),
+             (plots.plot_score_vs_params, (summ.drop(columns="active_params"),), "active_params"),
              (plots.plot_iqm_bars, (fs[fs.method != "dense"], runs), "full-dense"),
              (plots.plot_dormant, (results.drop(columns="dormant_frac"), runs), "dormant_frac"),
              (plots.plot_robustness, (pd.DataFrame(columns=["run", "sigma", "eval_return"]), runs), "robustness"),

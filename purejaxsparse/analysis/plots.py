@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import EngFormatter
+from matplotlib.ticker import EngFormatter, LogLocator
 
 from ..results import DENSE
 from . import stats as st
@@ -23,7 +23,7 @@ from .plot_style import (SkipPlot, Style, agent_prefix, dodge, figure, merge_run
 
 __all__ = [
     "SkipPlot", "method_color", "method_label", "metric_columns",
-    "plot_score_vs_sparsity", "plot_learning_curves", "plot_iqm_bars",
+    "plot_score_vs_sparsity", "plot_score_vs_params", "plot_learning_curves", "plot_iqm_bars",
     "plot_metric_over_training", "plot_dormant", "plot_robustness",
 ]
 
@@ -120,6 +120,62 @@ def plot_score_vs_sparsity(summary: pd.DataFrame, path: str | Path, value: str =
                                   else f" over {int(n.iloc[0])} seed" + ("s" if n.iloc[0] != 1 else ""))
     fig.suptitle(f"{agent_prefix(df)}final return vs sparsity: IQM{seeds}, 95% bootstrap CI (bars, bands); "
                  f"dense as a line with its CI band")
+    style.legend(fig, set(keys))
+    return save(fig, path)
+
+
+# ------------------------------------------------------------ final score vs parameters
+def plot_score_vs_params(summary: pd.DataFrame, path: str | Path, value: str = "iqm",
+                         group_cols: Sequence[str] | None = None) -> Path:
+    """Final return vs active parameter count per env (Graesser Fig 2's scaling curves).
+
+    Every group is a point at its mean final active count (runs.csv's ``active_params``) with
+    its 95% CI as an error bar; a method's points at several sparsities are joined and labelled
+    with their sparsity. Full dense: a horizontal line with its CI band and a dotted vertical
+    line at its parameter count, so a sparse and a param-matched dense network of one size can
+    be compared at one x. Log x scale.
+    """
+    need = {"env", "method", "sparsity", "active_params", value}
+    if summary is None or summary.empty or not need <= set(summary.columns):
+        raise SkipPlot(f"summary lacks rows or columns {sorted(need)}")
+    pre = value[: -len("iqm")]
+    lo_c, hi_c = f"{pre}ci_low", f"{pre}ci_high"
+    df = summary[summary[value].notna() & summary["active_params"].notna()]
+    if not (df["method"] != DENSE).any():
+        raise SkipPlot("only full-dense runs: nothing to plot against parameter count")
+    style = Style(df, group_cols if group_cols is not None else st.summary_group_columns(df))
+    keys = style.keys(df)
+    groups = panels(df)
+    fig, axes = figure(len(groups), ncols=3)
+    for ax, (title, _, e) in zip(axes, groups):
+        ek = keys.loc[e.index]
+        lines = sorted(set(ek), key=style.sort_key)
+        for i, k in enumerate(lines):
+            g = e[ek == k].sort_values("active_params")
+            sty = style.line(k)
+            # methods of one size side by side: a few % apart on the log axis
+            x = g["active_params"].to_numpy(float) * (1 + 0.025 * (i - (len(lines) - 1) / 2) * (k[0] != DENSE))
+            y, lo, hi = (g[c].to_numpy(float) for c in (value, lo_c, hi_c))
+            if k[0] == DENSE:
+                for level, low, high, count in zip(y, lo, hi, g["active_params"]):
+                    ax.axhline(level, color=sty["color"], linestyle=sty["linestyle"], lw=1.4)
+                    ax.axhspan(low, high, color=sty["color"], alpha=0.10, lw=0)
+                    ax.axvline(count, color=sty["color"], linestyle=":", lw=1.0)
+            err = np.clip([y - lo, hi - y], 0, None)
+            ax.errorbar(x, y, yerr=err, elinewidth=1.2, capsize=3, color=sty["color"], linestyle=sty["linestyle"],
+                        marker=sty["marker"] or "o", markerfacecolor=sty["markerfacecolor"], ms=5, lw=1.8)
+            if k[0] != DENSE and g["sparsity"].nunique() > 1:
+                for xi, yi, si in zip(x, y, g["sparsity"]):
+                    ax.annotate(pct(si), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7,
+                                color=sty["color"])
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 3.0, 5.0)))
+        ax.xaxis.set_minor_formatter(EngFormatter(sep=""))
+        ax.tick_params(axis="x", which="minor", labelsize=7)
+        _finish(ax, title, "Active parameters (log scale)", "Normalised final return" if pre else "Final return")
+    fig.suptitle(f"{agent_prefix(df)}final return vs active parameters: IQM, 95% bootstrap CI; "
+                 f"full dense as lines at its return and size")
     style.legend(fig, set(keys))
     return save(fig, path)
 

@@ -129,6 +129,11 @@ def write_report(out_dir: str | Path, reps: int = 2000, seed: int = 0) -> Path:
         "as error bars (and a band between sparsities); full dense as a horizontal line with its CI band; "
         "dashed = bias off.",
         plots.plot_score_vs_sparsity, summary, group_cols=st.summary_group_columns(summary))
+    add("score_vs_params.png",
+        "Final return vs active parameter count (Graesser et al.'s scaling curves): IQM with its 95% CI per "
+        "group at its mean final active count, log scale; full dense as a horizontal line at its return and a "
+        "dotted vertical line at its size, so methods of one size compare at one x.",
+        plots.plot_score_vs_params, summary, group_cols=st.summary_group_columns(summary))
     add("iqm_bars.png",
         "IQM bars: normalised final return (1 = mean of full-dense runs of the env) at the sparsity closest "
         "to 90%, with 95% stratified-bootstrap CIs; 'All envs' pools every env.",

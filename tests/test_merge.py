@@ -1,0 +1,83 @@
+"""`purejaxsparse merge`: sweeps of one study (one directory per seed or env) as one report."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from purejaxsparse.analysis import report
+from purejaxsparse.cli import main
+from purejaxsparse.results import merge_sweeps
+
+RUNS_HEADER = "run,env,agent,method,sparsity,seed,use_bias,total_params,active_params\n"
+RESULTS_HEADER = "run,env,agent,method,sparsity,seed,step,eval_return,finite\n"
+
+
+def sweep_dir(d: Path, env: str, seed: int, total_steps: int = 200) -> Path:
+    """A finished two-run sweep (dense and RigL at 90%) of one seed, written by hand."""
+    d.mkdir(parents=True)
+    config = {"name": f"study-{seed}", "agent": "dqn", "env": env, "total_steps": total_steps, "eval_every": 100,
+              "eval_episodes": 5, "sweep": {"seed": [seed], "method": ["dense", "rigl"], "sparsity": [0.9]}}
+    (d / "config.yaml").write_text(yaml.safe_dump(config))
+    (d / "runs.csv").write_text(RUNS_HEADER + f"0,{env},dqn,dense,0.0,{seed},True,1000,1000\n"
+                                              f"1,{env},dqn,rigl,0.9,{seed},True,1000,100\n")
+    rows = "".join(f"{run},{env},dqn,{m},{s},{seed},{step},{-200 + 10 * seed + run + step / 1000:.7f},True\n"
+                   for run, m, s in ((0, "dense", "0.0"), (1, "rigl", "0.9")) for step in (100, 200))
+    (d / "results.csv").write_text(RESULTS_HEADER + rows + "1,Acro")  # a partial last line (a write in progress)
+    return d
+
+
+def test_merge_renumbers_runs_and_copies_every_value(tmp_path):
+    a, b = sweep_dir(tmp_path / "s0", "Acrobot-v1", 0), sweep_dir(tmp_path / "s1", "Acrobot-v1", 1)
+    merged = merge_sweeps(tmp_path / "m", [a, b])
+    runs = (tmp_path / "m" / "runs.csv").read_text().splitlines()
+    assert runs[0] + "\n" == RUNS_HEADER
+    assert runs[1:] == ["0,Acrobot-v1,dqn,dense,0.0,0,True,1000,1000", "1,Acrobot-v1,dqn,rigl,0.9,0,True,1000,100",
+                        "2,Acrobot-v1,dqn,dense,0.0,1,True,1000,1000", "3,Acrobot-v1,dqn,rigl,0.9,1,True,1000,100"]
+    results = (tmp_path / "m" / "results.csv").read_text().splitlines()
+    assert len(results) == 1 + 8 and "1,Acro" not in results[-1]
+    # b's run 1 is run 3 now, its values copied as written (7 decimals kept)
+    assert "3,Acrobot-v1,dqn,rigl,0.9,1,200,-188.8000000,True" in results
+    config = yaml.safe_load((tmp_path / "m" / "config.yaml").read_text())
+    assert config == merged and config["sweep"]["seed"] == [0, 1] and config["env"] == "Acrobot-v1"
+    assert config["merged_from"] == [str(a), str(b)] and config["total_steps"] == 200
+    summary = pd.read_csv(Path(report.write_report(tmp_path / "m", reps=50)).parent / "summary.csv")
+    assert summary.set_index("method")["n_scored"].to_dict() == {"dense": 2, "rigl": 2}
+
+
+def test_merge_of_envs_reports_one_panel_each(tmp_path):
+    dirs = [sweep_dir(tmp_path / env, env, 0) for env in ("Acrobot-v1", "MountainCar-v0", "CartPole-v1")]
+    assert main(["merge", str(tmp_path / "m"), *map(str, dirs)]) == 0
+    assert yaml.safe_load((tmp_path / "m" / "config.yaml").read_text())["env"] == [
+        "Acrobot-v1", "MountainCar-v0", "CartPole-v1"]
+    report.write_report(tmp_path / "m", reps=50)
+    summary = pd.read_csv(tmp_path / "m" / "report" / "summary.csv")
+    assert sorted(summary["env"].unique()) == ["Acrobot-v1", "CartPole-v1", "MountainCar-v0"]
+    for png in ("score_vs_sparsity.png", "score_vs_params.png", "learning_curves.png"):
+        assert (tmp_path / "m" / "report" / png).stat().st_size > 1000
+
+
+@pytest.mark.parametrize("case, message", [
+    ("other total_steps", "differs from .* in 'total_steps'"),
+    ("same seed twice", "run 0 of .*s0b .*seed 0.* is also in"),
+    ("one source", "at least two"),
+    ("output not empty", "is not empty"),
+    ("not a sweep", "config.yaml not found"),
+])
+def test_merge_refuses_what_is_not_one_study(tmp_path, capsys, case, message):
+    a = sweep_dir(tmp_path / "s0", "Acrobot-v1", 0)
+    other = {"other total_steps": lambda: sweep_dir(tmp_path / "s1", "Acrobot-v1", 1, total_steps=400),
+             "same seed twice": lambda: sweep_dir(tmp_path / "s0b", "Acrobot-v1", 0),
+             "not a sweep": lambda: (tmp_path / "empty").mkdir() or tmp_path / "empty"}.get(case)
+    sources = [a] if case == "one source" else [a, other() if other else sweep_dir(tmp_path / "s1", "Acrobot-v1", 1)]
+    out = tmp_path / "m"
+    if case == "output not empty":
+        out.mkdir()
+        (out / "x").write_text("")
+    assert main(["merge", str(out), *map(str, sources)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    import re
+    assert re.search(message, err), err
+    assert not (out / "runs.csv").exists()
