@@ -16,7 +16,6 @@ def make_train(config):
     updates run only at steps where some run updates (see sparse.batching.cond_any).
     """
     config = load_config(config)
-    config.setdefault("sweep", {})
     agent = build_agent(config)
 
     def train(key, hparams):
@@ -35,7 +34,6 @@ def make_hparams(config, **values):
     Names are accepted for choices (method="rigl"); stack several with `stack_hparams`.
     """
     config = load_config(config)
-    config.setdefault("sweep", {})
     agent = build_agent(config)
     check_defaults(config, agent)
     return _make_hparams(agent.HParams, run_values(config, agent, values))

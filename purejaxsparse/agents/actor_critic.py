@@ -170,9 +170,6 @@ class RunningStats:
         m2 = self.var * self.count + b_var * n + delta * delta * self.count * n / total
         return RunningStats(mean, m2 / total, total)
 
-    def normalize(self, x, clip: float = 10.0):
-        return jnp.clip((x - self.mean) / jnp.sqrt(self.var + 1e-8), -clip, clip)
-
 
 NORM_EPS = 1e-3  # TF-Agents TensorNormalizer.normalize variance_epsilon
 

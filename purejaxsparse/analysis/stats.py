@@ -187,13 +187,6 @@ def iqm(x: Any) -> float:
     return float(a[cut: a.size - cut].mean()) if a.size else math.nan
 
 
-def _iqm_rows(a: np.ndarray) -> np.ndarray:
-    """IQM of each row of a 2-D array (the vectorised form of :func:`iqm`)."""
-    a = np.sort(a, axis=1)
-    cut = int(0.25 * a.shape[1])
-    return a[:, cut: a.shape[1] - cut].mean(axis=1)
-
-
 def _as_tasks(scores: Any) -> list[np.ndarray]:
     """Normalise input to a list of per-task 1-D score arrays (NaNs dropped)."""
     if isinstance(scores, np.ndarray) and scores.ndim == 2:

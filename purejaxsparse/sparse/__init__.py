@@ -20,7 +20,7 @@ from .hparams import (DISTRIBUTIONS, METHODS, START_MODES, SparseHParams, distri
 from .init import init_kernels, init_params, masked_fans, variance_scaling
 from .masks import (apply_masks, final_active_params, hidden_unit_masks, init_masks, matched_width, top_k_mask,
                     width_param_count)
-from .measure import active_params, dormant_fraction, existing_entries, gradient_snr, kernel_sparsity
+from .measure import active_params, dormant_fraction, existing_entries, gradient_snr
 from .schedules import cosine_drop_fraction, is_update_step, polynomial_sparsity
 from .spec import (GLOROT_UNIFORM, HE_TRUNCATED_NORMAL, SPARSITY_AWARE, InitSpec, SparseSpec, uniform_init)
 from .updaters import (apply_mask_update, grown, mask_changes, masked_apply_gradients,
@@ -45,5 +45,5 @@ __all__ = [
     "polynomial_sparsity", "cosine_drop_fraction", "is_update_step",
     "update_masks", "mask_changes", "maybe_update_masks", "apply_mask_update", "grown",
     "reset_moments", "masked_apply_gradients", "sparse_step", "cond_any",
-    "active_params", "kernel_sparsity", "dormant_fraction", "gradient_snr", "existing_entries",
+    "active_params", "dormant_fraction", "gradient_snr", "existing_entries",
 ]

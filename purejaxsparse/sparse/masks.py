@@ -162,8 +162,3 @@ def apply_masks(params, masks):
     """Zero every masked entry (exact zeros, any dtype)."""
     return jax.tree.map(lambda p, m: jnp.where(m, p, jnp.zeros_like(p)), params, masks)
 
-
-def kernel_masks(spec: SparseSpec, masks) -> list[jnp.ndarray]:
-    """Kernel masks in forward order."""
-    return spec.kernel_leaves(masks)
-

@@ -16,15 +16,6 @@ def active_params(masks) -> jnp.ndarray:
     return sum(jnp.sum(m, dtype=jnp.int32) for m in jax.tree.leaves(masks))
 
 
-def kernel_sparsity(spec: SparseSpec, masks) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """(per-layer sparsity [L] in forward order, overall kernel sparsity) read off the masks."""
-    active = jnp.stack([jnp.sum(m, dtype=jnp.int32) for m in spec.kernel_leaves(masks)])
-    sizes = jnp.asarray(spec.sizes, jnp.float32)
-    per_layer = (sizes - active) / sizes  # exact 0 for a full layer
-    overall = jnp.sum(sizes - active) / jnp.sum(sizes)
-    return per_layer, overall
-
-
 def dormant_fraction(activations: Sequence[jnp.ndarray], tau, unit_masks=None) -> jnp.ndarray:
     """Fraction of tau-dormant hidden units (Sokar et al. 2023).
 
