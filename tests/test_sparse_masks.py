@@ -159,3 +159,19 @@ def test_spec_orders_layers_naturally_and_rejects_no_kernels():
         sp.SparseSpec.from_params({"w": jnp.zeros((3, 3))})
     with pytest.raises(ValueError, match="unknown method"):
         sp.SparseHParams.make("lottery")
+
+
+def test_make_takes_its_defaults_from_the_declarations():
+    """A default exists once: make() without arguments is the declared defaults, written out
+    here by hand; positional arguments follow the field order."""
+    from purejaxsparse.fields import describe
+    assert describe(sp.SparseHParams.make()) == {
+        "method": "dense", "sparsity": 0.9, "distribution": "erk", "drop_fraction": 0.5, "update_interval": 1000,
+        "start": 0, "end": 75_000, "sparse_init": True, "use_bias": True, "start_mode": "delay_updates",
+        "skip_gradient": False}
+    hp = sp.SparseHParams.make("RigL", 0.8, "uniform", end=10)
+    assert describe(hp)["method"] == "rigl" and describe(hp)["distribution"] == "uniform"
+    assert float(hp.sparsity) == np.float32(0.8) and int(hp.end) == 10
+    for bad, message in (((), {"sparsity_": 1}), (("rigl",), {"method": "set"})):
+        with pytest.raises(TypeError, match="unexpected|multiple"):
+            sp.SparseHParams.make(*bad, **message)

@@ -18,6 +18,7 @@ from ..names import DISTRIBUTIONS, METHODS, START_MODES
 DENSE, DENSE_WIDTH, STATIC, SET, RIGL, PRUNE = range(len(METHODS))
 UNIFORM, ER, ERK = range(len(DISTRIBUTIONS))
 DELAY_UPDATES, DENSE_THEN_CUT = range(len(START_MODES))
+_DTYPES = {"choice": jnp.int32, "int": jnp.int32, "float": jnp.float32, "bool": jnp.bool_}
 
 
 def _lookup(name, table: tuple[str, ...], what: str) -> int:
@@ -86,23 +87,28 @@ class SparseHParams:
         "(rigl's RigL optimizer, JaxPruner's SET/RigL); false: update, then apply (rigl's TF-Agents code)")
 
     @classmethod
-    def make(cls, method="dense", sparsity=0.0, distribution="erk", drop_fraction=0.5,
-             update_interval=1000, start=0, end=75_000, sparse_init=True, use_bias=True,
-             start_mode="delay_updates", skip_gradient=False):
-        """Build from Python values or names (names are turned into ids); arrays pass through."""
-        return SparseHParams(
-            method=jnp.asarray(method_id(method), jnp.int32),
-            sparsity=jnp.asarray(sparsity, jnp.float32),
-            distribution=jnp.asarray(distribution_id(distribution), jnp.int32),
-            drop_fraction=jnp.asarray(drop_fraction, jnp.float32),
-            update_interval=jnp.asarray(update_interval, jnp.int32),
-            start=jnp.asarray(start, jnp.int32),
-            end=jnp.asarray(end, jnp.int32),
-            sparse_init=jnp.asarray(sparse_init, jnp.bool_),
-            use_bias=jnp.asarray(use_bias, jnp.bool_),
-            start_mode=jnp.asarray(start_mode_id(start_mode), jnp.int32),
-            skip_gradient=jnp.asarray(skip_gradient, jnp.bool_),
-        )
+    def make(cls, *args, **values) -> "SparseHParams":
+        """Build from Python values or names (names are turned into ids; arrays, also traced ones,
+        pass through): ``make("rigl", 0.8, drop_fraction=0.3)``. Positional arguments follow the
+        field order; a field not given takes the default its declaration states."""
+        fields = dataclasses.fields(SparseHParams)
+        if len(args) > len(fields):
+            raise TypeError(f"make() takes at most {len(fields)} positional arguments")
+        given = dict(zip((f.name for f in fields), args))
+        twice = sorted(set(given) & set(values))
+        unknown = sorted(set(values) - {f.name for f in fields})
+        if twice or unknown:
+            raise TypeError(f"make() got {'multiple values for' if twice else 'an unexpected argument'} "
+                            f"{(twice or unknown)[0]!r}")
+        given.update(values)
+        out = {}
+        for f in fields:
+            spec = f.metadata["hparam"]
+            value = given.get(f.name, spec.default)
+            if spec.kind == "choice":
+                value = _lookup(value, spec.choices, f.name.replace("_", " "))
+            out[f.name] = jnp.asarray(value, _DTYPES[spec.kind])
+        return SparseHParams(**out)
 
     def sparse(self, sparsity=None) -> "SparseHParams":
         """Just the sparse settings of these hparams (an agent's HParams carries more), optionally
