@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks as named steps: the test suite, every benchmark in its full mode, and a profile
 # of one sweep chunk. Every output goes under $OUT (set by the device machine; default ./gpu_out).
-# See BENCHMARKS.md, "On a GPU".
+# See docs/gpu.md.
 #
 #   bash benchmarks/gpu_all.sh bundle                                   # HERE, once: .device/ (+ rejax wheels)
 #   source .device/setup.sh && bash benchmarks/gpu_all.sh tests         # ON THE DEVICE, carry [".device"]

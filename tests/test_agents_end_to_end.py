@@ -219,7 +219,7 @@ COUNTS_SPARSITIES = [0.5, 0.8]
 
 
 def _er_counts_np(shapes, s):
-    """REFERENCE.md's ER: density_l = eps (n_in + n_out) / (n_in n_out), eps solved for (1 - S) N
+    """ER as in docs/reference.md: density_l = eps (n_in + n_out) / (n_in n_out), eps solved for (1 - S) N
     active weights; layers above density 1 made dense and eps solved again. Rounded half to even."""
     sizes = np.array([math.prod(sh) for sh in shapes], np.float64)
     raw = np.array([(sh[-2] + sh[-1]) / (sh[-2] * sh[-1]) for sh in shapes])

@@ -1,6 +1,6 @@
 """A run whose parameters blow up is flagged (finite, diverged_step), carried across a resume,
 counted in the summary, and leaves every other run bit-identical. (A run's bits can depend on
-how many runs its program holds, README "Several devices and several hosts"; in this DQN sweep,
+how many runs its program holds, docs/multi-device.md; in this DQN sweep,
 2 runs vs 4, they do not, and this test keeps it so.)"""
 
 import pandas as pd

@@ -1,6 +1,6 @@
 """The sweep engine on several devices: the runs axis sharded over 4 (forced host) CPU devices.
 
-What is reproducible (README "Several devices and several hosts"), each checked here in
+What is reproducible (docs/multi-device.md), each checked here in
 subprocesses, since XLA_FLAGS must be set before jax starts:
 - same config, same device count: bit-identical. The tiny sweep on 4 devices, interrupted after
   one chunk and resumed from its orbax checkpoint, writes byte for byte the results.csv and

@@ -1,4 +1,4 @@
-"""Layer distributions: REFERENCE.md check values, an independent float64 solve, traced == eager."""
+"""Layer distributions: the ERK check values (docs/reference.md), an independent float64 solve, traced == eager."""
 
 import math
 

@@ -4,7 +4,7 @@ Variance scaling with *masked* fans: each weight w_ij between input unit i and o
 uses fan_in_j = active weights into j and fan_out_i = active weights out of i (conv: summed
 over the spatial dims), as in rigl's `unit_scaled_init`. With an all-ones mask this is the
 ordinary initialiser; with a param-matched (unit) mask it is the narrower network's own init;
-the sparsity-aware init of REFERENCE.md is U(+-sqrt(3 / max(1, fan_avg))) on masked fans.
+the sparsity-aware init (docs/reference.md) is U(+-sqrt(3 / max(1, fan_avg))) on masked fans.
 """
 
 from __future__ import annotations

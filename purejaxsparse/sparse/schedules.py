@@ -1,6 +1,6 @@
 """Schedules of sparse training, all jit-safe with traced arguments.
 
-Steps count optimizer steps. Formulas from REFERENCE.md (Zhu & Gupta 2017; Evci et al. 2020).
+Steps count optimizer steps. Formulas in docs/reference.md (Zhu & Gupta 2017; Evci et al. 2020).
 """
 
 from __future__ import annotations

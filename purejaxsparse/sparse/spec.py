@@ -43,7 +43,7 @@ class InitSpec:
 
 GLOROT_UNIFORM = InitSpec(1.0, "fan_avg", "uniform")
 HE_TRUNCATED_NORMAL = InitSpec(2.0, "fan_in", "truncated_normal")
-SPARSITY_AWARE = GLOROT_UNIFORM  # U(+-sqrt(3 / fan_avg)) with masked fans (REFERENCE.md)
+SPARSITY_AWARE = GLOROT_UNIFORM  # U(+-sqrt(3 / fan_avg)) with masked fans (docs/reference.md)
 
 
 def uniform_init(limit: float) -> InitSpec:
