@@ -59,7 +59,6 @@ def build(spec: dict, sparsity: float, key: int = 0):
     """(agent, params, PolicyArrays, jitted dense JAX policy) of one network at one sparsity."""
     import jax
     from purejaxsparse.config import build_agent
-    from purejaxsparse.export_writer import policy_arrays
     from purejaxsparse.train import make_hparams
 
     config = {**spec, "total_steps": 1000, "eval_every": 1000, "eval_episodes": 1, "sweep": {}}
@@ -67,15 +66,14 @@ def build(spec: dict, sparsity: float, key: int = 0):
     hp = make_hparams(config, method="static", sparsity=sparsity)
     if agent.name == "dqn":
         params, masks = agent.q.init(jax.random.PRNGKey(key), hp.sparse())
-        fields = {"params": params, "masks": masks}
+        inputs = {"params": params, "masks": masks}
         act = jax.jit(lambda p, obs: jax.numpy.argmax(agent.q.apply(p, obs), axis=-1))
     else:
         # no actor_sparsity / actor_param_fraction set: the actor's sparsity is `sparsity`
         params, masks = agent.actor.init(jax.random.PRNGKey(key), hp.sparse())
-        fields = {"actor_params": params, "actor_masks": masks}
+        inputs = {"params": params, "masks": masks}
         act = jax.jit(lambda p, obs: agent.eval_policy(SimpleNamespace(actor_params=p), hp)(None, obs))
-    fields = jax.tree.map(np.asarray, fields)
-    return agent, params, policy_arrays(agent, fields, hp), act
+    return agent, params, agent.policy_arrays(jax.tree.map(np.asarray, inputs), hp), act
 
 
 def time_calls(fns: dict, observations: np.ndarray, calls: int, rounds: int) -> dict:

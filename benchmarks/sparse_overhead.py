@@ -52,7 +52,7 @@ def mask_update_seconds(agent, states, hps, args):
     from purejaxsparse import sparse as sp
 
     spec, n = agent.q.spec, 50
-    carry0 = (states.params, states.opt_state, states.masks)
+    carry0 = (states.params, states.opt_state.inner_state, states.masks)
 
     def scan(steps):
         def body(c, step):

@@ -14,7 +14,6 @@ without loading them. Only a complete sweep exports (its final parameters); MLP 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from .fields import ConfigError
 from .checkpoint import SweepCheckpoints
 from .config import Plan, load_config, plan_sweep
 from .export import FORMAT, VERSION
+from .policy_arrays import PolicyArrays
 from .results import env_name
 
 CSR_MAX_DENSITY = 0.1
@@ -33,88 +33,11 @@ CSR_MAX_DENSITY = 0.1
 a 2-core AMD EPYC (benchmarks/export_latency.py, one observation): scipy's CSR mat-vec of a
 512x512 or 256x256 kernel breaks even with numpy's dense one near 10% density."""
 
-POLICY_FIELDS = {"dqn": ("params", "masks"), "sac": ("actor_params", "actor_masks"),
-                 "ppo": ("actor_params", "actor_masks", "obs_stats")}
-"""The state fields each agent's evaluation policy reads (the only ones restored)."""
-
-
-@dataclasses.dataclass
-class PolicyArrays:
-    """A policy as plain arrays: layers (kernel [in, out], bias [out], activation or None),
-    the head (export.py's kinds) and the observation normalisation, all float32."""
-
-    obs_shape: tuple[int, ...]
-    layers: list[tuple[np.ndarray, np.ndarray, str | None]]
-    head: dict
-    head_arrays: dict = dataclasses.field(default_factory=dict)
-    normalize: dict | None = None          # {"mean", "var", "eps", "clip"}
-
-
-# -- the policy of each agent ------------------------------------------------------------------
-
-def mlp_layers(params: dict, masks: dict, activation: str) -> list:
-    """(masked kernel, masked bias, activation) of an MLP's layer_0..layer_L (nets/mlp.py); the
-    last layer is linear."""
-    n = len([k for k in params if k.startswith("layer_")])
-    out = []
-    for i in range(n):
-        p, m = params[f"layer_{i}"], masks[f"layer_{i}"]
-        kernel = np.where(m["kernel"], p["kernel"], 0.0).astype(np.float32)
-        bias = np.where(m["bias"], p["bias"], 0.0).astype(np.float32)
-        out.append((kernel, bias, activation if i < n - 1 else None))
-    return out
-
-
-def policy_arrays(agent, fields: dict, hp) -> PolicyArrays:
-    """The evaluation policy (agent.eval_policy) of one run as arrays: fields holds that run's
-    POLICY_FIELDS, hp its hyperparameters."""
-    if agent.name == "dqn":
-        if agent.static.network != "mlp":
-            raise ConfigError(f"export: only MLP policies export; this sweep's Q-network is "
-                              f"agent_config.network: {agent.static.network}")
-        layers = mlp_layers(fields["params"]["params"], fields["masks"]["params"], agent.q.module.activation)
-        return PolicyArrays(agent.env.obs_shape, layers, {"kind": "argmax"})
-    if agent.name == "sac":
-        from .agents.actor_critic import action_scale
-        center, half = (np.asarray(a, np.float32) for a in action_scale(agent.env.action_space))
-        layers = mlp_layers(fields["actor_params"]["params"], fields["actor_masks"]["params"],
-                            agent.actor.module.activation)
-        return PolicyArrays(agent.env.obs_shape, layers, {"kind": "squash", "outputs": agent.action_dim},
-                            {"head_center": center, "head_half": half})
-    if agent.name == "ppo":
-        return _ppo_policy(agent, fields)
-    raise ConfigError(f"export: agent {agent.name!r} cannot be exported")
-
-
-def _ppo_policy(agent, fields: dict) -> PolicyArrays:
-    """PPO's eval_policy: observations normalised as `ppo.normalize` does (with normalize_obs),
-    then argmax of the logits (discrete) or the mean, tanh-squashed into the action box as
-    nets/gaussian.py's GaussianMLP does (squash_mean) or unbounded."""
-    from .agents import ppo
-
-    module, params, masks = agent.actor.module, fields["actor_params"]["params"], fields["actor_masks"]["params"]
-    norm = None
-    if agent.static.normalize_obs:
-        stats = fields["obs_stats"]
-        norm = {"mean": np.asarray(stats.mean), "var": np.asarray(stats.var), "eps": ppo.NORM_EPS,
-                "clip": ppo.OBS_CLIP}
-    if agent.discrete:
-        return PolicyArrays(agent.env.obs_shape, mlp_layers(params, masks, module.activation),
-                            {"kind": "argmax"}, normalize=norm)
-    layers = mlp_layers(params["mean"], masks["mean"], module.activation)
-    if module.low is None:
-        return PolicyArrays(agent.env.obs_shape, layers, {"kind": "identity", "outputs": module.out_dim},
-                            normalize=norm)
-    low, high = np.asarray(module.low, np.float32), np.asarray(module.high, np.float32)
-    return PolicyArrays(agent.env.obs_shape, layers, {"kind": "squash", "outputs": module.out_dim},
-                        {"head_center": (high + low) / 2.0, "head_half": (high - low) / 2.0}, norm)
-
-
 # -- reading a sweep ---------------------------------------------------------------------------
 
-def restore_policy_fields(sweep_dir, run: int) -> tuple[Plan, dict, int]:
-    """(plan, run `run`'s POLICY_FIELDS as numpy trees, env steps trained) from the latest
-    checkpoint of a complete sweep; bad input raises ConfigError (one line)."""
+def restore_policy_inputs(sweep_dir, run: int) -> tuple[Plan, dict, int]:
+    """(plan, run `run`'s `agent.policy_inputs` as numpy trees, env steps trained) from the
+    latest checkpoint of a complete sweep; bad input raises ConfigError (one line)."""
     sweep_dir = Path(sweep_dir)
     if not (sweep_dir / "config.yaml").is_file():
         raise ConfigError(f"export: {sweep_dir} is not a sweep directory (no config.yaml)")
@@ -138,20 +61,20 @@ def restore_policy_fields(sweep_dir, run: int) -> tuple[Plan, dict, int]:
         checkpoints.close()
     agent = plan.agent
     shapes = jax.eval_shape(jax.vmap(agent.init), plan.keys, plan.hparams)
-    paths_leaves = jax.tree_util.tree_flatten_with_path(shapes)[0]
+    all_leaves = jax.tree.leaves(shapes)
+    policy = {id(leaf) for leaf in jax.tree.leaves(agent.policy_inputs(shapes))}
     device = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
     wanted = {}
-    for i, (path, leaf) in enumerate(paths_leaves):
-        if path[0].name in POLICY_FIELDS[agent.name] and leaf.size > 0:
+    for i, leaf in enumerate(all_leaves):
+        if id(leaf) in policy and leaf.size > 0:
             wanted[str(i)] = jax.ShapeDtypeStruct((padded, *leaf.shape[1:]), leaf.dtype, sharding=device)
     restore_args = jax.tree.map(lambda s: ocp.ArrayRestoreArgs(sharding=s.sharding), wanted)
     with ocp.Checkpointer(ocp.PyTreeCheckpointHandler()) as checkpointer:
         stored = checkpointer.restore(item_dir.absolute(), args=ocp.args.PyTreeRestore(
             wanted, restore_args=restore_args, partial_restore=True))
-    leaves = [np.asarray(stored[str(i)][run]) if str(i) in stored else None for i in range(len(paths_leaves))]
+    leaves = [np.asarray(stored[str(i)][run]) if str(i) in stored else None for i in range(len(all_leaves))]
     state = jax.tree.unflatten(jax.tree.structure(shapes), leaves)
-    fields = {name: getattr(state, name) for name in POLICY_FIELDS[agent.name]}
-    return plan, fields, done * plan.chunk_evals * agent.eval_every
+    return plan, agent.policy_inputs(state), done * plan.chunk_evals * agent.eval_every
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -204,9 +127,9 @@ def export_run(sweep_dir, run: int, out, csr_max_density: float = CSR_MAX_DENSIT
     """Export run `run` of the sweep in `sweep_dir` to `out`; returns the file's metadata."""
     if not 0.0 <= csr_max_density <= 1.0:
         raise ConfigError(f"--csr-max-density: got {csr_max_density}; allowed: a number in [0, 1]")
-    plan, fields, step = restore_policy_fields(sweep_dir, run)
+    plan, inputs, step = restore_policy_inputs(sweep_dir, run)
     hp = jax.tree.map(lambda x: x[run], plan.hparams)
-    policy = policy_arrays(plan.agent, fields, hp)
+    policy = plan.agent.policy_arrays(inputs, hp)
     info = plan.runs[run]
     meta = {"env": env_name(plan.config), "agent": plan.agent.name, "run": run, "method": info["method"],
             "sparsity": info.get("sparsity"), "seed": info.get("seed"), "step": step, "hparams": info,

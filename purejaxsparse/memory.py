@@ -1,12 +1,13 @@
 """How much device memory a sweep's state takes, and whether it fits, before anything is allocated.
 
 The state of one run is shaped with `jax.eval_shape(agent.init, key, hparams)` (nothing is
-allocated or compiled) and its bytes are split by the state's top-level field names:
+allocated or compiled) and its bytes are split by what the agent says they hold
+(`Agent.state_groups`):
 
-    replay     fields named like "buffer" or "replay" (DQN's and SAC's replay; Atari frames)
-    optimizer  fields containing "opt" (Adam moments of every network, alpha's optimizer)
-    params     fields containing "params" (online, target and critic copies)
-    masks      fields containing "mask"
+    replay     DQN's and SAC's replay (Atari: frames)
+    params     every network's weights (online, target and critic copies)
+    optimizer  Adam moments and step counts of every network, alpha's optimizer
+    masks      the sparse masks
     other      everything else (env state, observations, running statistics, PRNG key)
 
 A sweep holds `ceil(R / devices)` runs on each device (the runs axis is padded to a multiple
@@ -31,25 +32,13 @@ import re
 
 import jax
 
+from .agents.base import STATE_GROUPS
 from .fields import ConfigError
 
-CATEGORIES = ("replay", "params", "optimizer", "masks", "other")
+CATEGORIES = STATE_GROUPS
 SAFETY = 0.9
 """Fraction of the available memory the state may take; the rest is left for temporaries."""
 ENV_VAR = "PUREJAXSPARSE_DEVICE_MEMORY"
-
-
-def category(field_name: str) -> str:
-    name = field_name.lower()
-    if "buffer" in name or "replay" in name:
-        return "replay"
-    if "opt" in name:
-        return "optimizer"
-    if "params" in name:
-        return "params"
-    if "mask" in name:
-        return "masks"
-    return "other"
 
 
 def _nbytes(tree) -> int:
@@ -57,22 +46,10 @@ def _nbytes(tree) -> int:
     return sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(tree))
 
 
-def _fields(state) -> list[tuple[str, object]]:
-    """(name, subtree) of the state's top-level fields (a dataclass or a mapping)."""
-    if dataclasses.is_dataclass(state):
-        return [(f.name, getattr(state, f.name)) for f in dataclasses.fields(state)]
-    if isinstance(state, dict):
-        return [(str(k), v) for k, v in state.items()]
-    return [("state", state)]
-
-
 def state_bytes(agent, key, hparams) -> dict[str, int]:
     """Bytes of ONE run's initial state by category (shapes only: nothing is allocated)."""
-    shapes = jax.eval_shape(agent.init, key, hparams)
-    out = dict.fromkeys(CATEGORIES, 0)
-    for name, subtree in _fields(shapes):
-        out[category(name)] += _nbytes(subtree)
-    return out
+    groups = agent.state_groups(jax.eval_shape(agent.init, key, hparams))
+    return {name: _nbytes(groups[name]) for name in CATEGORIES}
 
 
 def parse_bytes(text, where: str = ENV_VAR) -> int:

@@ -26,7 +26,7 @@ from purejaxsparse import cli
 from purejaxsparse.checkpoint import SweepCheckpoints
 from purejaxsparse.config import load_config, plan_sweep
 from purejaxsparse.export import load_policy
-from purejaxsparse.export_writer import PolicyArrays, policy_arrays, policy_file_arrays, write_policy
+from purejaxsparse.export_writer import PolicyArrays, policy_file_arrays, write_policy
 from purejaxsparse.sweep import run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,7 +260,7 @@ def test_only_mlp_policies_export():
     agent = build_agent({"agent": "dqn", "env": "Breakout-MinAtar", "total_steps": 100, "eval_every": 100,
                          "eval_episodes": 1, "agent_config": {"network": "minatar", "buffer_size": 100}})
     with pytest.raises(ConfigError, match="only MLP policies"):
-        policy_arrays(agent, {}, None)
+        agent.policy_arrays({}, None)
 
 
 # -- without JAX --------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def test_dqn_bytes_match_a_hand_count():
     n = n_params(MLP(hidden=(128, 128), out_dim=2), 4)
     assert n == (4 * 128 + 128) + (128 * 128 + 128) + (128 * 2 + 2)
     assert est.per_run["params"] == 2 * n * F32                # online + target
-    assert est.per_run["optimizer"] == 2 * n * F32 + I32       # Adam mu, nu and its step count
+    assert est.per_run["optimizer"] == 2 * n * F32 + 2 * I32   # Adam mu, nu, its count and the mask schedule's
     assert est.per_run["masks"] == n * BOOL                    # kernels and biases
     assert est.num_runs == 15 and est.total_bytes == 15 * est.per_run_bytes
 
@@ -139,3 +139,20 @@ def test_sweep_checks_temporaries_and_resume_checks_again(tmp_path):
     with pytest.raises(ConfigError, match="memory: 1 run needs"):
         sweep.run_sweep(plan, out, resume=True, progress=False, log=lambda *_: None, device_memory=1000)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+
+
+@pytest.mark.parametrize("config", [
+    quickstart_like(),
+    {"agent": "sac", "env": "Pendulum-v1", "total_steps": 2000, "eval_every": 1000, "eval_episodes": 2,
+     "agent_config": {"hidden": [8], "buffer_size": 100, "learning_starts": 10}, "sweep": {"seed": 1}},
+    {"agent": "ppo", "env": "CartPole-v1", "total_steps": 1024, "eval_every": 512, "eval_episodes": 2,
+     "agent_config": {"hidden": [8], "num_envs": 2, "rollout_steps": 64, "minibatch_size": 32}, "sweep": {"seed": 1}},
+], ids=["dqn", "sac", "ppo"])
+def test_every_leaf_of_a_state_is_in_exactly_one_group(config):
+    """Agent.state_groups partitions the state: no byte counted twice or forgotten."""
+    plan = plan_sweep(config)
+    shapes = jax.eval_shape(plan.agent.init, plan.keys[0], jax.tree.map(lambda x: x[0], plan.hparams))
+    groups = plan.agent.state_groups(shapes)
+    assert tuple(groups) == memory.CATEGORIES
+    grouped = [id(x) for g in groups.values() for x in jax.tree.leaves(g)]
+    assert sorted(grouped) == sorted(id(x) for x in jax.tree.leaves(shapes))

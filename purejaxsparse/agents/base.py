@@ -13,7 +13,6 @@ chunk; `make_train` calls it once for the whole run.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import jax
@@ -30,21 +29,29 @@ DIVERGED_ABS = 1e8
 RL networks stay within ~1e3; blown-up ones go on to inf/NaN within a few updates)."""
 
 
-def params_finite(state) -> jax.Array:
-    """Whether every parameter of the state (its fields named *params) is finite and below
-    DIVERGED_ABS in magnitude: a run whose loss went NaN/inf shows it in its params."""
+STATE_GROUPS = ("replay", "params", "optimizer", "masks", "other")
+"""What an agent's state holds, as `Agent.state_groups` names it (memory estimates, health check)."""
+
+
+def params_finite(params) -> jax.Array:
+    """Whether every parameter is finite and below DIVERGED_ABS in magnitude: a run whose loss
+    went NaN/inf shows it in its params."""
     ok = jnp.bool_(True)
-    for f in dataclasses.fields(state):
-        if f.name.endswith("params"):
-            for leaf in jax.tree.leaves(getattr(state, f.name)):
-                if jnp.issubdtype(leaf.dtype, jnp.floating):
-                    ok = ok & jnp.all(jnp.abs(leaf) < DIVERGED_ABS)  # False for NaN and inf too
+    for leaf in jax.tree.leaves(params):
+        if jnp.issubdtype(leaf.dtype, jnp.floating):
+            ok = ok & jnp.all(jnp.abs(leaf) < DIVERGED_ABS)  # False for NaN and inf too
     return ok
+
+
+def sparse_groups(*states) -> dict:
+    """The "optimizer" and "masks" groups of some sparse optimizer states (sparse.SparseState)."""
+    return {"optimizer": [(s.inner_state, s.count) for s in states], "masks": [s.masks for s in states]}
 
 
 class Agent:
     """Base class. Subclasses set `name`, `HParams`, `Static`, `method_defaults` and implement
-    `init`, `iteration`, `evaluate`, `networks` (and `transitions_per_iteration`)."""
+    `init`, `iteration`, `evaluate`, `networks`, `state_groups`, `policy_inputs` and
+    `policy_arrays` (and `transitions_per_iteration`)."""
 
     name: str = ""
     HParams: type = None
@@ -90,6 +97,21 @@ class Agent:
         """Active parameter count the run ends with (all networks)."""
         raise NotImplementedError
 
+    def state_groups(self, state) -> dict:
+        """The state's parts by what they hold: a dict from each of STATE_GROUPS to a pytree,
+        every leaf of the state in exactly one ("params": every network's weights, online and
+        target; "optimizer": optimizer moments and counts; "masks"; "replay"; "other")."""
+        raise NotImplementedError
+
+    def policy_inputs(self, state):
+        """The parts of the state the evaluation policy reads (export restores only these)."""
+        raise NotImplementedError
+
+    def policy_arrays(self, inputs, hp):
+        """The evaluation policy as a `policy_arrays.PolicyArrays` from `policy_inputs` of one
+        run (numpy) and its hparams; ConfigError when this policy cannot be exported."""
+        raise NotImplementedError
+
     # -- shared -------------------------------------------------------------------------------
     def evaluation_returns(self, state, hp, key, episodes: int | None = None, obs_noise_std=0.0):
         """Returns [episodes] of the evaluation policy on fresh eval envs (first episode each),
@@ -129,7 +151,7 @@ class Agent:
             key, k_eval = jax.random.split(s.key)
             s = s.replace(key=key)
             metrics = self.evaluate(s, hp, k_eval, t)
-            metrics["finite"] = params_finite(s)
+            metrics["finite"] = params_finite(self.state_groups(s)["params"])
             metrics["step"] = t * self.transitions_per_iteration
             return (s, t), metrics
 

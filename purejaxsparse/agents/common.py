@@ -1,4 +1,4 @@
-"""Glue shared by the agents: a network with its sparse spec, the masked update, metrics."""
+"""Glue shared by the agents: a network with its sparse spec, the replay schedule, losses, metrics."""
 
 from __future__ import annotations
 
@@ -68,20 +68,6 @@ class SparseNetwork:
     def activations(self, params, x):
         """Hidden post-activations (for dormant neurons)."""
         return self.module.apply(params, x, return_activations=True)[1]
-
-
-def masked_update(key, net: SparseNetwork, hp: sp.SparseHParams, grad_step, tx, params, opt_state,
-                  masks, grads):
-    """The scheduled mask update and one optimizer step keeping masked weights at zero
-    (`sparse.sparse_step`; `hp.skip_gradient` says whether a mask-update step also applies the
-    gradient).
-
-    grads: dense gradient w.r.t. the masked params on this step's batch; grad_step: this
-    optimizer step's number, counting from 1 (the unit of update_interval/start/end). As in
-    rigl's train steps, the mask updater runs first, at counter grad_step - 1 (so at 0, before
-    any training, too) on the current weights and this batch's gradient.
-    """
-    return sp.sparse_step(key, net.spec, hp, grad_step - 1, tx, params, opt_state, masks, grads)
 
 
 def l2_penalty(spec: sp.SparseSpec, params, weight_decay, output_layer: bool = True):

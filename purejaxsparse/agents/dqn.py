@@ -35,11 +35,11 @@ import envs
 
 from .. import replay
 from .. import sparse as sp
-from ..fields import hfield
+from ..fields import ConfigError, hfield
 from ..nets import MLP, ImpalaResNet, MinAtarCNN, NatureCNN
-from .base import Agent
-from .common import (SNR_METRICS, OffPolicySchedule, SparseNetwork, gradient_snrs, l2_penalty, masked_update,
-                     network_metrics)
+from ..policy_arrays import PolicyArrays, mlp_layers
+from .base import Agent, sparse_groups
+from .common import SNR_METRICS, OffPolicySchedule, SparseNetwork, gradient_snrs, l2_penalty, network_metrics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,13 +80,16 @@ class DQNHParams(sp.SparseHParams):
 class DQNState:
     params: dict
     target_params: dict
-    opt_state: tuple
-    masks: dict
+    opt_state: sp.SparseState   # the Q-network's masks, Adam state and optimizer-step count
     env_state: envs.EnvState
     obs: jax.Array
     buffer: dict
     key: jax.Array
     snr: jax.Array              # [2]: latest (grad_snr, grad_snr_active); NaN before the first
+
+    @property
+    def masks(self) -> dict:
+        return self.opt_state.masks
 
 
 
@@ -100,7 +103,7 @@ def exploration_epsilon(hp, env_steps, learning_starts: int):
     return jnp.where(hp.epsilon_decay_steps > 0, decayed, jnp.where(warm, 1.0, hp.epsilon))
 
 
-def _optimizer(hp) -> optax.GradientTransformation:
+def _adam(hp) -> optax.GradientTransformation:
     return optax.adam(hp.learning_rate, eps=hp.adam_eps)
 
 
@@ -152,9 +155,12 @@ class DQN(Agent):
             buffer = replay.init_buffer(self.schedule.capacity, {
                 "obs": obs, "next_obs": obs, "action": jnp.zeros(e, jnp.int32),
                 "reward": jnp.zeros(e, jnp.float32), "terminated": jnp.zeros(e, bool)})
-        return DQNState(params=params, target_params=params, opt_state=_optimizer(hp).init(params),
-                        masks=masks, env_state=env_state, obs=obs, buffer=buffer, key=key,
+        return DQNState(params=params, target_params=params, opt_state=self._optimizer(hp).init(params, masks),
+                        env_state=env_state, obs=obs, buffer=buffer, key=key,
                         snr=jnp.full(2, jnp.nan, jnp.float32))
+
+    def _optimizer(self, hp) -> sp.SparseOptimizer:
+        return sp.sparse(self.q.spec, _adam(hp))
 
     def resume_episodes(self, state: DQNState, key) -> DQNState:
         """New episodes after a restore (the engine calls this for envs it cannot checkpoint).
@@ -186,8 +192,7 @@ class DQN(Agent):
                 "reward": reward, "terminated": terminated})
         state = state.replace(env_state=env_state, obs=obs, buffer=buffer, key=key)
         train_now, rounds = self.schedule.due(t)
-        grad_step = rounds + 1
-        return jax.lax.cond(train_now, lambda s: self._train(s, hp, t, grad_step, k_sample, k_mask),
+        return jax.lax.cond(train_now, lambda s: self._train(s, hp, t, rounds, k_sample, k_mask),
                             lambda s: s, state)
 
     def _td_loss(self, params, target_params, batch, hp):
@@ -213,21 +218,21 @@ class DQN(Agent):
             return replay.sample_frames(key, buffer, rows_written, batch_size, self.frame_stack)
         return replay.sample(key, buffer, rows_written, batch_size)
 
-    def _train(self, state: DQNState, hp, t, grad_step, k_sample, k_mask):
+    def _train(self, state: DQNState, hp, t, rounds, k_sample, k_mask):
+        """One optimizer step. rounds: optimizer steps done, as the unbatched iteration counter
+        gives it (= opt_state.count), so that the SNR's schedule stays a real branch under vmap."""
         batch = self._sample(k_sample, state.buffer, t + 1, self.static.batch_size)
 
         masked = sp.apply_masks(state.params, state.masks)  # grads at masked params: dense gradient
         grads = jax.grad(self._loss)(masked, state.target_params, batch, hp)
         snr = state.snr
         if self.static.grad_snr:
-            due = (grad_step - 1) % self.static.snr_every == 0
+            due = rounds % self.static.snr_every == 0
             snr = jax.lax.cond(due, lambda: self._snr(masked, state, batch, hp), lambda: snr)
-        params, opt_state, masks = masked_update(k_mask, self.q, hp.sparse(), grad_step, _optimizer(hp),
-                                                 masked, state.opt_state, state.masks, grads)
-        copy = grad_step % hp.target_update_every == 0
+        params, opt_state = self._optimizer(hp).update(grads, state.opt_state, masked, k_mask, hp.sparse())
+        copy = opt_state.count % hp.target_update_every == 0
         target = jax.tree.map(lambda p, q: jnp.where(copy, p, q), params, state.target_params)
-        return state.replace(params=params, opt_state=opt_state, masks=masks, target_params=target,
-                             snr=snr)
+        return state.replace(params=params, opt_state=opt_state, target_params=target, snr=snr)
 
     def _snr(self, params, state: DQNState, batch, hp):
         """[grad_snr, grad_snr_active] of the per-sample TD-loss gradients on `batch`."""
@@ -253,3 +258,18 @@ class DQN(Agent):
 
     def final_active_params(self, hp) -> jax.Array:
         return sp.final_active_params(self.q.spec, hp.sparse())
+
+    def state_groups(self, state: DQNState) -> dict:
+        return {"replay": state.buffer, "params": (state.params, state.target_params),
+                **sparse_groups(state.opt_state), "other": (state.env_state, state.obs, state.key, state.snr)}
+
+    def policy_inputs(self, state: DQNState):
+        return {"params": state.params, "masks": state.masks}
+
+    def policy_arrays(self, inputs, hp) -> PolicyArrays:
+        """Greedy in Q (eval_epsilon is not exported)."""
+        if self.static.network != "mlp":
+            raise ConfigError(f"export: only MLP policies export; this sweep's Q-network is "
+                              f"agent_config.network: {self.static.network}")
+        layers = mlp_layers(inputs["params"]["params"], inputs["masks"]["params"], self.q.module.activation)
+        return PolicyArrays(self.env.obs_shape, layers, {"kind": "argmax"})

@@ -40,12 +40,13 @@ from .. import sparse as sp
 from ..fields import hfield
 from ..nets import MLP
 from ..nets.gaussian import POLICY_INIT, STD_INIT, gaussian_actor, mlp_inits, value_out_init
-from .actor_critic import NORM_EPS  # noqa: F401  (part of PPO's observation normaliser, read by export)
+from .actor_critic import NORM_EPS
 from .actor_critic import (NETWORK_METRICS, ActorCriticFields, RunningStats, actor_critic_metrics, clip_jointly,
                            gaussian_entropy, gaussian_log_prob, network_hparams, normalize, orthogonal_hidden,
                            tf_normalizer)
-from .base import Agent
-from .common import SNR_METRICS, SparseNetwork, gradient_snrs, l2_penalty, masked_update
+from ..policy_arrays import PolicyArrays, mlp_layers
+from .base import Agent, sparse_groups
+from .common import SNR_METRICS, SparseNetwork, gradient_snrs, l2_penalty
 
 OBS_CLIP = 5.0       # its default clip_value (PPOPolicy normalises observations with defaults)
 REWARD_CLIP = 10.0   # PPOAgent reward_norm_clipping
@@ -102,10 +103,8 @@ class PPOHParams(ActorCriticFields):
 class PPOState:
     actor_params: dict
     critic_params: dict
-    actor_masks: dict
-    critic_masks: dict
-    actor_opt: tuple
-    critic_opt: tuple
+    actor_opt: sp.SparseState   # each network's masks, Adam state and optimizer-step count
+    critic_opt: sp.SparseState
     env_state: envs.EnvState
     obs: jax.Array
     obs_stats: RunningStats
@@ -114,6 +113,14 @@ class PPOState:
     recent_obs: jax.Array       # normalised states of the last rollout (dormant neurons)
     key: jax.Array
     snr: jax.Array              # [2]: latest (grad_snr, grad_snr_active); NaN before the first
+
+    @property
+    def actor_masks(self) -> dict:
+        return self.actor_opt.masks
+
+    @property
+    def critic_masks(self) -> dict:
+        return self.critic_opt.masks
 
 
 def _optimizer(hp, learning_rate, clip: bool) -> optax.GradientTransformation:
@@ -220,11 +227,12 @@ class PPO(Agent):
         critic_params, critic_masks = self._init_network(k_critic, self.critic, hp_critic)
         env_state, obs = self.env.reset(k_env)
         tx = _optimizer(hp, hp.learning_rate, not self.static.joint_grad_clip)
+        actor_tx, critic_tx = sp.sparse(self.actor.spec, tx), sp.sparse(self.critic.spec, tx)
         recent = jnp.zeros((len(self.dormant_rows), *self.env.obs_shape), jnp.float32)
         returns_mode = self.static.reward_normalization == "returns"
         return PPOState(
-            actor_params=actor_params, critic_params=critic_params, actor_masks=actor_masks,
-            critic_masks=critic_masks, actor_opt=tx.init(actor_params), critic_opt=tx.init(critic_params),
+            actor_params=actor_params, critic_params=critic_params,
+            actor_opt=actor_tx.init(actor_params, actor_masks), critic_opt=critic_tx.init(critic_params, critic_masks),
             env_state=env_state, obs=obs, obs_stats=tf_normalizer(self.env.obs_shape),
             reward_stats=RunningStats.create() if returns_mode else tf_normalizer(),
             returns=jnp.zeros(self.env.num_envs, jnp.float32), recent_obs=recent, key=key,
@@ -335,6 +343,7 @@ class PPO(Agent):
         frac = jnp.maximum(1.0 - jnp.asarray(t, jnp.float32) / self.num_iterations, 0.0)
         joint = self.static.joint_grad_clip
         tx = _optimizer(hp, jnp.where(hp.anneal_lr, hp.learning_rate * frac, hp.learning_rate), not joint)
+        actor_tx, critic_tx = sp.sparse(self.actor.spec, tx), sp.sparse(self.critic.spec, tx)
         base = t * self.updates_per_iteration
         nmb, mbs = self.num_minibatches, self.static.minibatch_size
 
@@ -352,12 +361,9 @@ class PPO(Agent):
             # the original clips the dense gradients of both networks as one list (RigL's
             # gradient ranking within a layer does not change under this common scale)
             g_actor, g_critic = clip_jointly(grads, hp.max_grad_norm) if joint else grads
-            ap, a_opt, am = masked_update(k_actor, self.actor, hp_actor, step, tx, s.actor_params,
-                                          s.actor_opt, s.actor_masks, g_actor)
-            cp, c_opt, cm = masked_update(k_critic, self.critic, hp_critic, step, tx, s.critic_params,
-                                          s.critic_opt, s.critic_masks, g_critic)
-            s = s.replace(actor_params=ap, actor_opt=a_opt, actor_masks=am,
-                          critic_params=cp, critic_opt=c_opt, critic_masks=cm)
+            ap, a_opt = actor_tx.update(g_actor, s.actor_opt, s.actor_params, k_actor, hp_actor)
+            cp, c_opt = critic_tx.update(g_critic, s.critic_opt, s.critic_params, k_critic, hp_critic)
+            s = s.replace(actor_params=ap, actor_opt=a_opt, critic_params=cp, critic_opt=c_opt)
             return (s, key), None
 
         def epoch(carry, e):
@@ -395,3 +401,32 @@ class PPO(Agent):
         hp_actor, hp_critic = self.network_hparams(hp)
         return (sp.final_active_params(self.actor.spec, hp_actor)
                 + sp.final_active_params(self.critic.spec, hp_critic))
+
+    def state_groups(self, state: PPOState) -> dict:
+        return {"replay": (), "params": (state.actor_params, state.critic_params),
+                **sparse_groups(state.actor_opt, state.critic_opt),
+                "other": (state.env_state, state.obs, state.obs_stats, state.reward_stats, state.returns,
+                          state.recent_obs, state.key, state.snr)}
+
+    def policy_inputs(self, state: PPOState):
+        return {"params": state.actor_params, "masks": state.actor_masks, "obs_stats": state.obs_stats}
+
+    def policy_arrays(self, inputs, hp) -> PolicyArrays:
+        """eval_policy as arrays: observations normalised as `_normalize` does (normalize_obs),
+        then argmax of the logits (discrete) or the mean, tanh-squashed into the action box as
+        nets/gaussian.py's GaussianMLP does (squash_mean) or unbounded."""
+        module, params, masks = self.actor.module, inputs["params"]["params"], inputs["masks"]["params"]
+        norm = None
+        if self.static.normalize_obs:
+            stats = inputs["obs_stats"]
+            norm = {"mean": np.asarray(stats.mean), "var": np.asarray(stats.var), "eps": NORM_EPS, "clip": OBS_CLIP}
+        if self.discrete:
+            return PolicyArrays(self.env.obs_shape, mlp_layers(params, masks, module.activation),
+                                {"kind": "argmax"}, normalize=norm)
+        layers = mlp_layers(params["mean"], masks["mean"], module.activation)
+        if module.low is None:
+            return PolicyArrays(self.env.obs_shape, layers, {"kind": "identity", "outputs": module.out_dim},
+                                normalize=norm)
+        low, high = np.asarray(module.low, np.float32), np.asarray(module.high, np.float32)
+        return PolicyArrays(self.env.obs_shape, layers, {"kind": "squash", "outputs": module.out_dim},
+                            {"head_center": (high + low) / 2.0, "head_half": (high - low) / 2.0}, norm)

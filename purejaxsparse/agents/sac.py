@@ -31,6 +31,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -42,8 +43,9 @@ from ..fields import hfield
 from ..nets import MLP
 from .actor_critic import (NETWORK_METRICS, ActorCriticFields, action_scale, actor_critic_metrics,
                            network_hparams, policy_log_std, tanh_gaussian_sample, to_env_action)
-from .base import Agent
-from .common import OffPolicySchedule, SparseNetwork, l2_penalty, masked_update
+from ..policy_arrays import PolicyArrays, mlp_layers
+from .base import Agent, sparse_groups
+from .common import OffPolicySchedule, SparseNetwork, l2_penalty
 
 NUM_CRITICS = 2
 CRITIC_LOSS_WEIGHT = 0.5  # TF-Agents SacAgent's critic_loss_weight default (the original keeps it)
@@ -107,11 +109,9 @@ class SACHParams(ActorCriticFields):
 @struct.dataclass
 class SACState:
     actor_params: dict
-    actor_masks: dict
-    actor_opt: tuple
+    actor_opt: sp.SparseState   # the actor's masks, Adam state and optimizer-step count
     critic_params: tuple        # one params tree per critic
-    critic_masks: tuple
-    critic_opt: tuple
+    critic_opt: tuple           # one SparseState per critic
     target_params: tuple
     log_alpha: jax.Array
     alpha_opt: tuple
@@ -120,8 +120,16 @@ class SACState:
     buffer: dict
     key: jax.Array
 
+    @property
+    def actor_masks(self) -> dict:
+        return self.actor_opt.masks
 
-def _optimizer(hp) -> optax.GradientTransformation:
+    @property
+    def critic_masks(self) -> tuple:
+        return tuple(o.masks for o in self.critic_opt)
+
+
+def _adam(hp) -> optax.GradientTransformation:
     return optax.adam(hp.learning_rate, eps=hp.adam_eps)
 
 
@@ -211,16 +219,16 @@ class SAC(Agent):
         actor_params, actor_masks = self.actor.init(k_actor, hp_actor)
         critics = [self.critic.init(k, hp_critic) for k in k_critics]
         critic_params = tuple(p for p, _ in critics)
-        tx = _optimizer(hp)
+        actor_tx, critic_tx = sp.sparse(self.actor.spec, _adam(hp)), sp.sparse(self.critic.spec, _adam(hp))
         log_alpha = jnp.log(jnp.asarray(hp.init_alpha, jnp.float32))
         env_state, obs = self.env.reset(k_env)
         e = self.env.num_envs
         example = {"obs": obs, "next_obs": obs, "action": jnp.zeros((e, self.action_dim), jnp.float32),
                    "reward": jnp.zeros(e, jnp.float32), "terminated": jnp.zeros(e, bool)}
         return SACState(
-            actor_params=actor_params, actor_masks=actor_masks, actor_opt=tx.init(actor_params),
-            critic_params=critic_params, critic_masks=tuple(m for _, m in critics),
-            critic_opt=tuple(tx.init(p) for p in critic_params), target_params=critic_params,
+            actor_params=actor_params, actor_opt=actor_tx.init(actor_params, actor_masks),
+            critic_params=critic_params, critic_opt=tuple(critic_tx.init(p, m) for p, m in critics),
+            target_params=critic_params,
             log_alpha=log_alpha, alpha_opt=_alpha_optimizer(hp).init(log_alpha),
             env_state=env_state, obs=obs, buffer=replay.init_buffer(self.schedule.capacity, example),
             key=key)
@@ -237,35 +245,32 @@ class SAC(Agent):
             "obs": state.obs, "next_obs": info["final_obs"], "action": action,
             "reward": reward, "terminated": terminated})
         state = state.replace(env_state=env_state, obs=obs, buffer=buffer, key=key)
-        train_now, rounds = self.schedule.due(t)
+        train_now, _ = self.schedule.due(t)
 
         def train(s):
             def one(s, u):
-                step = rounds * self.static.updates_per_iteration + u + 1
-                return self._update(s, hp, t, step, jax.random.fold_in(k_train, u)), None
+                return self._update(s, hp, t, jax.random.fold_in(k_train, u)), None
             s, _ = jax.lax.scan(one, s, jnp.arange(self.static.updates_per_iteration, dtype=jnp.int32))
             return s
 
         return jax.lax.cond(train_now, train, lambda s: s, state)
 
-    def _update(self, state: SACState, hp, t, step, key):
+    def _update(self, state: SACState, hp, t, key):
         k_sample, k_next, k_pi, k_alpha, k_actor, *k_critics = jax.random.split(key, 5 + NUM_CRITICS)
         batch = replay.sample(k_sample, state.buffer, t + 1, self.static.batch_size)
         hp_actor, hp_critic = self.network_hparams(hp)
-        tx = _optimizer(hp)
+        actor_tx, critic_tx = sp.sparse(self.actor.spec, _adam(hp)), sp.sparse(self.critic.spec, _adam(hp))
         alpha = jnp.exp(state.log_alpha)
 
         # critics: soft Bellman target from the target critics
         target = self._td_target(k_next, hp, state.actor_params, state.target_params, batch, alpha)
         critic_grad = jax.grad(lambda p: self._critic_loss(p, hp, batch, target))
-        critic_params, critic_opt, critic_masks = [], [], []
+        critic_params, critic_opt = [], []
         for i in range(NUM_CRITICS):
             p = sp.apply_masks(state.critic_params[i], state.critic_masks[i])  # dense gradient at masked params
-            p, o, m = masked_update(k_critics[i], self.critic, hp_critic, step, tx, p, state.critic_opt[i],
-                                    state.critic_masks[i], critic_grad(p))
+            p, o = critic_tx.update(critic_grad(p), state.critic_opt[i], p, k_critics[i], hp_critic)
             critic_params.append(p)
             critic_opt.append(o)
-            critic_masks.append(m)
 
         # actor: maximise min Q - alpha log pi with the updated critics
         def actor_loss(params):
@@ -275,8 +280,7 @@ class SAC(Agent):
 
         ap = sp.apply_masks(state.actor_params, state.actor_masks)
         grads = jax.grad(actor_loss)(ap)
-        ap, actor_opt, actor_masks = masked_update(k_actor, self.actor, hp_actor, step, tx, ap,
-                                                   state.actor_opt, state.actor_masks, grads)
+        ap, actor_opt = actor_tx.update(grads, state.actor_opt, ap, k_actor, hp_actor)
 
         # temperature, on a fresh sample of the updated actor (TF-Agents: alpha_loss after the actor step)
         _, logp = self._sample(k_alpha, ap, batch["obs"], hp)
@@ -288,11 +292,10 @@ class SAC(Agent):
         # targets: Polyak averaging, then the online masks (target masks = online masks)
         targets = tuple(
             sp.apply_masks(jax.tree.map(lambda p, q: hp.tau * p + (1.0 - hp.tau) * q, p, tp), m)
-            for p, tp, m in zip(critic_params, state.target_params, critic_masks))
+            for p, tp, m in zip(critic_params, state.target_params, (o.masks for o in critic_opt)))
         return state.replace(
-            actor_params=ap, actor_masks=actor_masks, actor_opt=actor_opt,
-            critic_params=tuple(critic_params), critic_masks=tuple(critic_masks),
-            critic_opt=tuple(critic_opt), target_params=targets, log_alpha=log_alpha, alpha_opt=alpha_opt)
+            actor_params=ap, actor_opt=actor_opt, critic_params=tuple(critic_params), critic_opt=tuple(critic_opt),
+            target_params=targets, log_alpha=log_alpha, alpha_opt=alpha_opt)
 
     # -- evaluation -------------------------------------------------------------------------
     def eval_policy(self, state: SACState, hp):
@@ -318,4 +321,20 @@ class SAC(Agent):
         hp_actor, hp_critic = self.network_hparams(hp)
         return (sp.final_active_params(self.actor.spec, hp_actor)
                 + NUM_CRITICS * sp.final_active_params(self.critic.spec, hp_critic))
+
+    def state_groups(self, state: SACState) -> dict:
+        groups = sparse_groups(state.actor_opt, *state.critic_opt)
+        groups["optimizer"].append(state.alpha_opt)
+        return {"replay": state.buffer, "params": (state.actor_params, state.critic_params, state.target_params),
+                **groups, "other": (state.log_alpha, state.env_state, state.obs, state.key)}
+
+    def policy_inputs(self, state: SACState):
+        return {"params": state.actor_params, "masks": state.actor_masks}
+
+    def policy_arrays(self, inputs, hp) -> PolicyArrays:
+        """tanh of the Gaussian's mean, scaled into the action box."""
+        center, half = (np.asarray(a, np.float32) for a in action_scale(self.env.action_space))
+        layers = mlp_layers(inputs["params"]["params"], inputs["masks"]["params"], self.actor.module.activation)
+        return PolicyArrays(self.env.obs_shape, layers, {"kind": "squash", "outputs": self.action_dim},
+                            {"head_center": center, "head_half": half})
 

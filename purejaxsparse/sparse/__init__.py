@@ -4,9 +4,10 @@ Typical use inside an agent (one run; vmap it for a sweep):
 
     spec = SparseSpec.from_params(params_shapes, inits=...)
     params, masks = init_sparse(key, spec, params, hp)
+    opt = sparse(spec, optax.adam(1e-3))                # masks, step count and schedule in one state
+    state = opt.init(params, masks)
     grads = jax.grad(loss)(params)                       # params are masked: dense gradient
-    params, opt, masks = sparse_step(key, spec, hp, step, tx, params, opt, masks, grads)
-    step += 1                                            # optimizer steps done
+    params, state = opt.update(grads, state, params, key, hp)
 """
 
 import functools
@@ -20,6 +21,7 @@ from .hparams import (DISTRIBUTIONS, METHODS, START_MODES, SparseHParams, distri
 from .init import init_kernels, init_params, masked_fans, variance_scaling
 from .masks import (apply_masks, final_active_params, hidden_unit_masks, init_masks, matched_width, top_k_mask,
                     width_param_count)
+from .optimizer import SparseOptimizer, SparseState, sparse
 from .measure import active_params, dormant_fraction, existing_entries, gradient_snr
 from .schedules import cosine_drop_fraction, is_update_step, polynomial_sparsity
 from .spec import (GLOROT_UNIFORM, HE_TRUNCATED_NORMAL, SPARSITY_AWARE, InitSpec, SparseSpec, uniform_init)
@@ -45,5 +47,6 @@ __all__ = [
     "polynomial_sparsity", "cosine_drop_fraction", "is_update_step",
     "update_masks", "mask_changes", "maybe_update_masks", "apply_mask_update", "grown",
     "reset_moments", "masked_apply_gradients", "sparse_step", "cond_any",
+    "sparse", "SparseState", "SparseOptimizer",
     "active_params", "dormant_fraction", "gradient_snr", "existing_entries",
 ]
