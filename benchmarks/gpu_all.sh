@@ -1,27 +1,26 @@
 #!/usr/bin/env bash
 # The GPU checks as named steps: the test suite, every benchmark in its full mode, and a profile
-# of one sweep chunk. Every output goes under $OUT (set by the device machine; default ./gpu_out).
-# See docs/gpu.md.
+# of one sweep chunk. Every output goes under $OUT (default ./gpu_out). Run it on the GPU machine
+# after installing the project and JAX's CUDA build (docs/gpu.md):
 #
-#   bash benchmarks/gpu_all.sh bundle                                   # HERE, once: .device/ (+ rejax wheels)
-#   source .device/setup.sh && bash benchmarks/gpu_all.sh tests         # ON THE DEVICE, carry [".device"]
-#   source .device/setup.sh && bash benchmarks/gpu_all.sh sweep_vs_serial sparse_overhead
+#   bash benchmarks/gpu_all.sh tests
+#   bash benchmarks/gpu_all.sh sweep_vs_serial sparse_overhead
 #   bash benchmarks/gpu_all.sh --quick profile                          # CPU-sized, to check this script
 #
 # Steps (any number, in order):
-#   bundle             here, with network: ../shared/device/bundle.sh . and the wheels the rejax
-#                      side of peer_rejax needs (rejax 0.1.3, gymnax 0.0.9, ...) in .device/rejax-wheels
+#   rejax_wheels       with network: download the wheels the rejax side of peer_rejax needs
+#                      (rejax 0.1.3, gymnax 0.0.9, ...) into .rejax-wheels, for a GPU machine without one
 #   tests              python -m pytest -q -n $TEST_WORKERS (8) tests        -> tests.log
 #   sweep_vs_serial sparse_overhead pipeline_overhead scaling peer_rejax, and any other
 #   benchmarks/NAME.py (--list prints them all; atari_throughput, ...)
 #                      benchmarks/NAME.py in its full mode (--quick: its --quick) -> NAME.log
 #                      (scaling gets --budget $SCALING_BUDGET, 420 s, to fit a 10-minute call)
 #   bench              every benchmark above, in --list's order
-#                      (peer_rejax: the rejax side from .device/rejax-wheels if there, else the
+#                      (peer_rejax: the rejax side from .rejax-wheels if there, else the
 #                      script builds benchmarks/.rejax-venv with pip, which needs network)
 #   profile            benchmarks/profile_chunk.py on configs/quickstart.yaml chunk_evals=1
 #                      -> profile_chunk.txt, chunk_hlo.txt, profile_trace.tar.gz, profile.log
-#   all                tests bench profile (longer than one 10-minute device call: split it)
+#   all                tests bench profile (long: on a machine with a time limit per command, run the steps separately)
 # Options: --quick (CPU-sized steps: tests runs only tests/test_benchmarks.py). Environment:
 #   PYTHON (python3), OUT (gpu_out), TEST_WORKERS (8), SCALING_BUDGET (420), REJAX_ENV
 #   (/tmp/rejax-env: where the rejax side is unpacked).
@@ -40,11 +39,10 @@ for f in benchmarks/*.py; do
   f=${f##*/}; f=${f%.py}
   case " ${BENCHES[*]} benchlib rejax_side profile_chunk " in *" $f "*) ;; *) BENCHES+=("$f") ;; esac
 done
-REJAX_WHEELS=.device/rejax-wheels
+REJAX_WHEELS=.rejax-wheels
 REJAX_ENV=${REJAX_ENV:-/tmp/rejax-env}
-# The rejax side's packages that the device lacks (it has jax, flax, optax, chex, numpy, pyyaml,
-# absl-py, cloudpickle, six, wrapt, attrs, matplotlib, seaborn): rejax 0.1.3 needs gymnax < 1.0,
-# so these never share a folder with the project's gymnax 1.0.1.
+# The rejax side's packages beyond what the project installs (jax, flax, optax, chex, numpy, pyyaml,
+# ...): rejax 0.1.3 needs gymnax < 1.0, so these never share a folder with the project's gymnax 1.0.1.
 REJAX_SPECS=(rejax==0.1.3 gymnax==0.0.9 distrax==0.1.9 tfp-nightly==0.26.0.dev20261027
              gymnasium==1.3.0 farama-notifications==0.0.6 decorator==5.3.1 gast==0.7.0 dm-tree==0.1.10)
 
@@ -54,7 +52,7 @@ for a in "$@"; do
     --quick) QUICK=(--quick) ;;
     bench) steps+=("${BENCHES[@]}") ;;
     all) steps+=(tests "${BENCHES[@]}" profile) ;;
-    bundle|tests|profile) steps+=("$a") ;;
+    rejax_wheels|tests|profile) steps+=("$a") ;;
     --list) printf '%s\n' "${BENCHES[@]}"; exit 0 ;;
     -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d'; exit 0 ;;
     *) case " ${BENCHES[*]} " in *" $a "*) steps+=("$a"); continue ;; esac
@@ -63,17 +61,13 @@ for a in "$@"; do
 done
 [ ${#steps[@]} -gt 0 ] || { echo "gpu_all.sh: name at least one step (--help lists them)" >&2; exit 2; }
 
-bundle() {  # here, with network
-  local shared=../shared/device/bundle.sh
-  [ -f "$shared" ] || { echo "gpu_all.sh: $shared not found (run from a checkout with ../shared beside it)" >&2; return 1; }
-  bash "$shared" . || return 1
+rejax_wheels() {  # with network
   mkdir -p "$REJAX_WHEELS"
   "$PY" -m pip download -q --disable-pip-version-check --no-deps -d "$REJAX_WHEELS" --only-binary=:all: \
     --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
     --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     "${REJAX_SPECS[@]}" 2> >(grep -v "^WARNING: Location '" >&2) || return 1
-  echo "rejax wheels: $(ls "$REJAX_WHEELS" | wc -l) in $REJAX_WHEELS ($(du -sh "$REJAX_WHEELS" | cut -f1));" \
-       ".device in all: $(du -sh .device | cut -f1) (carry [\".device\"])"
+  echo "rejax wheels: $(ls "$REJAX_WHEELS" | wc -l) in $REJAX_WHEELS ($(du -sh "$REJAX_WHEELS" | cut -f1))"
 }
 
 rejax_env() {  # a python for the rejax side: this python, with only the rejax wheels on its path
@@ -82,7 +76,7 @@ rejax_env() {  # a python for the rejax side: this python, with only the rejax w
     return 0
   fi
   ls "$REJAX_WHEELS"/*.whl >/dev/null 2>&1 \
-    || { echo "gpu_all.sh: no wheels in $REJAX_WHEELS: run 'bash benchmarks/gpu_all.sh bundle' here first" >&2; return 1; }
+    || { echo "gpu_all.sh: no wheels in $REJAX_WHEELS: run 'bash benchmarks/gpu_all.sh rejax_wheels' with network first" >&2; return 1; }
   rm -rf "$REJAX_ENV" && mkdir -p "$REJAX_ENV/bin" || return 1
   "$PY" -m pip install -q --disable-pip-version-check --no-index --no-deps --no-compile --target "$REJAX_ENV/site" \
     "$REJAX_WHEELS"/*.whl || return 1
@@ -97,7 +91,7 @@ rejax_env() {  # a python for the rejax side: this python, with only the rejax w
 run_step() {
   local step=$1
   case "$step" in
-    bundle) bundle ;;
+    rejax_wheels) rejax_wheels ;;
     tests)
       if [ ${#QUICK[@]} -gt 0 ]; then "$PY" -m pytest -q -n 2 tests/test_benchmarks.py
       else "$PY" -m pytest -q -n "${TEST_WORKERS:-8}" tests
@@ -121,7 +115,7 @@ run_step() {
 mkdir -p "$OUT"
 echo "# gpu_all.sh ${QUICK[*]} ${steps[*]} | OUT=$OUT | $(date -u +%FT%TZ) | $(uptime)"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-[ "${steps[*]}" = bundle ] || "$PY" -c 'import sys, jax; print(f"# python {sys.version.split()[0]} | jax {jax.__version__} | {jax.devices()}")'
+[ "${steps[*]}" = rejax_wheels ] || "$PY" -c 'import sys, jax; print(f"# python {sys.version.split()[0]} | jax {jax.__version__} | {jax.devices()}")'
 
 failed=() summary=()
 for step in "${steps[@]}"; do
