@@ -3,8 +3,8 @@
 Plans the sweep as `purejaxsparse run` does, initialises its runs on one device and compiles
 the engine's own chunk function (`purejaxsparse.sweep._chunk_function`: jit of vmap of
 `agent.run`, state donated). Runs the chunks that fill the replay buffer untimed, times the
-next chunk, then runs one more under `jax.profiler.trace` and writes to OUT (the env var the
-device machine sets; default ./gpu_out):
+next chunk, then runs one more under `jax.profiler.trace` and writes to OUT (an environment
+variable; default ./gpu_out):
 
 - profile_chunk.txt: settings, compile and chunk seconds, XLA's cost analysis (flops, bytes),
   instruction counts of the optimized HLO by opcode, and per-op time tables from the trace: for
