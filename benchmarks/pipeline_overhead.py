@@ -122,7 +122,7 @@ def measure(hidden, args):
             lambda s, t: (lambda s, b: adam_step(s, td, s.target_params, b))(*sampled(s, t)),
         "train only (+ masks, mask-update check, L2, target copy)":
             lambda s, t: (lambda key, k_sample, k_mask: agent._train(
-                s.replace(key=key), hp, t, t - agent.schedule.first_train_iter + 1, k_sample, k_mask))(
+                s.replace(key=key), hp, t, t - agent.schedule.first_train_iter, k_sample, k_mask))(
                 *jax.random.split(s.key, 3)),
         "training step (+ act, env step, replay write)": lambda s, t: agent.iteration(s, hp, t),
     }

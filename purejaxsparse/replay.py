@@ -8,6 +8,8 @@ a scatter or a select over the whole buffer. Sampling gathers B random (row, env
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
@@ -90,3 +92,45 @@ def sample_frames(key: jax.Array, buffer: dict, rows_written, batch_size: int, s
     return {"obs": _stack(frames[:, :-1], first[:, :-1]), "next_obs": _stack(frames[:, 1:], first[:, 1:]),
             "action": buffer["action"][row, env], "reward": buffer["reward"][row, env],
             "terminated": buffer["terminated"][row, env], "weight": valid.astype(jnp.float32)}
+
+
+# ---- the two kinds as one interface: an agent chooses its replay once --------------------------
+
+@dataclasses.dataclass(frozen=True)
+class TransitionReplay:
+    """Whole transitions per row (obs and next_obs): vector observations."""
+
+    capacity: int
+
+    def init(self, obs: jax.Array, action: jax.Array) -> dict:
+        e = obs.shape[0]
+        return init_buffer(self.capacity, {"obs": obs, "next_obs": obs, "action": action,
+                                           "reward": jnp.zeros(e, jnp.float32), "terminated": jnp.zeros(e, bool)})
+
+    def add(self, buffer: dict, t, obs, action, reward, terminated, info: dict, first) -> dict:
+        """Iteration t's step from `obs` (first: the env's step count was 0; unused here)."""
+        return add(buffer, t, {"obs": obs, "next_obs": info["final_obs"], "action": action,
+                               "reward": reward, "terminated": terminated})
+
+    def sample(self, key, buffer: dict, iterations, batch_size: int) -> dict:
+        """B transitions from what `iterations` iterations stored."""
+        return sample(key, buffer, iterations, batch_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameReplay:
+    """Each pixel frame stored once, stacks of `stack` rebuilt when sampling (EnvPool Atari)."""
+
+    capacity: int
+    stack: int
+
+    def init(self, obs: jax.Array, action: jax.Array) -> dict:
+        return init_frames(self.capacity, obs.shape[0], obs.shape[1:-1], obs.dtype)
+
+    def add(self, buffer: dict, t, obs, action, reward, terminated, info: dict, first) -> dict:
+        return add(buffer, t, {"frame": obs[..., -1], "action": action, "reward": reward, "terminated": terminated,
+                               "valid": info.get("valid", jnp.ones_like(terminated)), "first": first})
+
+    def sample(self, key, buffer: dict, iterations, batch_size: int) -> dict:
+        """B transitions (with `weight`) from what `iterations` iterations stored."""
+        return sample_frames(key, buffer, iterations, batch_size, self.stack)

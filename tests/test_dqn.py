@@ -151,7 +151,7 @@ def test_grad_snr_on_the_training_batch_every_snr_every_steps():
     assert not np.array_equal(np.asarray(s2.snr), np.asarray(s3.snr))
     # recompute counter 0's value by hand: the batch the step drew, per-sample grads in numpy terms
     key, k_act, k_env, k_sample, k_mask = jax.random.split(s.key, 5)
-    batch = agent._sample(k_sample, s1.buffer, first + 1, agent.static.batch_size)
+    batch = agent.replay.sample(k_sample, s1.buffer, first + 1, agent.static.batch_size)
     params = sp.apply_masks(s.params, s.masks)
     grads = []
     for i in range(agent.static.batch_size):

@@ -130,15 +130,15 @@ class DQN(Agent):
             module, inits = ImpalaResNet(out_dim=n_actions), sp.GLOROT_UNIFORM
         self.q = SparseNetwork.build(module, env.obs_shape, inits=inits)
         self.decay_output_layer = static.network != "mlp"
-        self.frame_stack = int(getattr(env, "frame_stack", 0))  # > 1: store frames, rebuild stacks
         self.extra_metrics = SNR_METRICS if static.grad_snr else ()
         self.schedule = OffPolicySchedule.of(static.buffer_size, static.learning_starts, env.num_envs,
                                              static.train_every)
-        if self.frame_stack > 1 and (self.schedule.capacity < self.frame_stack + 2
-                                     or static.learning_starts < (self.frame_stack + 1) * env.num_envs):
-            raise ValueError(f"a {self.frame_stack}-frame replay needs buffer_size >= "
-                             f"{(self.frame_stack + 2) * env.num_envs} and learning_starts >= "
-                             f"{(self.frame_stack + 1) * env.num_envs} (whole stacks and a next frame)")
+        stack = int(getattr(env, "frame_stack", 0))  # > 1: store frames once, rebuild stacks
+        if stack > 1 and (self.schedule.capacity < stack + 2 or static.learning_starts < (stack + 1) * env.num_envs):
+            raise ValueError(f"a {stack}-frame replay needs buffer_size >= {(stack + 2) * env.num_envs} and "
+                             f"learning_starts >= {(stack + 1) * env.num_envs} (whole stacks and a next frame)")
+        self.replay = (replay.FrameReplay(self.schedule.capacity, stack) if stack > 1
+                       else replay.TransitionReplay(self.schedule.capacity))
 
     def networks(self):
         return {"q": self.q}
@@ -148,13 +148,7 @@ class DQN(Agent):
         k_net, k_env, key = jax.random.split(key, 3)
         params, masks = self.q.init(k_net, hp.sparse())
         env_state, obs = self.env.reset(k_env)
-        e = self.env.num_envs
-        if self.frame_stack > 1:
-            buffer = replay.init_frames(self.schedule.capacity, e, obs.shape[1:-1], obs.dtype)
-        else:
-            buffer = replay.init_buffer(self.schedule.capacity, {
-                "obs": obs, "next_obs": obs, "action": jnp.zeros(e, jnp.int32),
-                "reward": jnp.zeros(e, jnp.float32), "terminated": jnp.zeros(e, bool)})
+        buffer = self.replay.init(obs, jnp.zeros(self.env.num_envs, jnp.int32))
         return DQNState(params=params, target_params=params, opt_state=self._optimizer(hp).init(params, masks),
                         env_state=env_state, obs=obs, buffer=buffer, key=key,
                         snr=jnp.full(2, jnp.nan, jnp.float32))
@@ -182,14 +176,8 @@ class DQN(Agent):
         action = self._act(k_act, state.params, state.obs, epsilon)
         env_state, obs, reward, terminated, _, info = self.env.step(k_env, state.env_state, action)
         reward = jnp.where(hp.reward_clip, jnp.clip(reward, -1.0, 1.0), reward)
-        if self.frame_stack > 1:
-            buffer = replay.add(state.buffer, t, {
-                "frame": state.obs[..., -1], "action": action, "reward": reward, "terminated": terminated,
-                "valid": info.get("valid", jnp.ones_like(terminated)), "first": state.env_state.step == 0})
-        else:
-            buffer = replay.add(state.buffer, t, {
-                "obs": state.obs, "next_obs": info["final_obs"], "action": action,
-                "reward": reward, "terminated": terminated})
+        buffer = self.replay.add(state.buffer, t, state.obs, action, reward, terminated, info,
+                                 state.env_state.step == 0)
         state = state.replace(env_state=env_state, obs=obs, buffer=buffer, key=key)
         train_now, rounds = self.schedule.due(t)
         return jax.lax.cond(train_now, lambda s: self._train(s, hp, t, rounds, k_sample, k_mask),
@@ -212,16 +200,10 @@ class DQN(Agent):
             td = td.mean()
         return td + l2_penalty(self.q.spec, params, hp.weight_decay, self.decay_output_layer)
 
-    def _sample(self, key, buffer, rows_written, batch_size):
-        """A batch of transitions; frame replays rebuild stacks and weight out non-transitions."""
-        if self.frame_stack > 1:
-            return replay.sample_frames(key, buffer, rows_written, batch_size, self.frame_stack)
-        return replay.sample(key, buffer, rows_written, batch_size)
-
     def _train(self, state: DQNState, hp, t, rounds, k_sample, k_mask):
         """One optimizer step. rounds: optimizer steps done, as the unbatched iteration counter
         gives it (= opt_state.count), so that the SNR's schedule stays a real branch under vmap."""
-        batch = self._sample(k_sample, state.buffer, t + 1, self.static.batch_size)
+        batch = self.replay.sample(k_sample, state.buffer, t + 1, self.static.batch_size)
 
         masked = sp.apply_masks(state.params, state.masks)  # grads at masked params: dense gradient
         grads = jax.grad(self._loss)(masked, state.target_params, batch, hp)
@@ -247,8 +229,7 @@ class DQN(Agent):
     def evaluate(self, state: DQNState, hp, key, t) -> dict:
         k_eval, k_states = jax.random.split(key)
         returns = self.evaluation_returns(state, hp, k_eval)
-        rows = t if self.frame_stack > 1 else self.schedule.rows_written(t)
-        states = self._sample(k_states, state.buffer, rows, self.static.dormant_batch)["obs"]
+        states = self.replay.sample(k_states, state.buffer, t, self.static.dormant_batch)["obs"]
         metrics = {"eval_return": returns.mean(),
                    **network_metrics([(self.q, state.params, state.masks, hp.sparse(), states)],
                                      self.static.dormant_tau)}
