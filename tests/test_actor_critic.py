@@ -11,12 +11,13 @@ import pytest
 
 from purejaxsparse import sparse as sp
 from purejaxsparse import sweep
-from purejaxsparse.agents.actor_critic import (NETWORK_METRICS, RunningStats, gaussian_log_prob,
-                                               network_sparsities, tanh_gaussian_sample, to_env_action)
+from purejaxsparse.agents.actor_critic import NETWORK_METRICS, gaussian_log_prob, network_sparsities
+from purejaxsparse.agents.normalizer import RunningStats
+from purejaxsparse.agents.squashed_gaussian import tanh_gaussian_sample, to_env_action
 from purejaxsparse.agents.base import METRICS
 from purejaxsparse.config import plan_sweep
 from purejaxsparse.fields import ConfigError
-from test_report_agents import check_per_network_report
+from conftest import check_per_network_report
 
 BASE = ["run", "env", "agent", "method", "sparsity", "seed", "step", *METRICS]
 

@@ -8,26 +8,24 @@
 - `network_hparams`: the sparse hparams of the actor and of the critics of one run.
 - `actor_critic_metrics`: common.network_metrics of the actor, the critics and all of them, so
   results.csv keeps its base columns and gains per-network ones.
-- tanh-squashed Gaussian and its std transform (SAC), diagonal Gaussian (PPO), action scaling
-  to a Box, running mean/variance statistics (observation and reward normalisation).
+- `gaussian_log_prob`: the diagonal Gaussian's log density (SAC's squashed policy, PPO's actor).
+
+What only one of them uses lives beside it: squashed_gaussian.py (SAC), normalizer.py and
+ppo_init.py (PPO).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 from .. import sparse as sp
 from ..fields import hfield
-from ..sparse.hparams import DENSE_WIDTH
-from ..sparse.masks import sparse_from_scratch
-from .common import SparseNetwork, network_metrics
+from .common import network_metrics
 
 MAX_NETWORK_SPARSITY = 0.999
 
@@ -88,138 +86,9 @@ def actor_critic_metrics(actor: Sequence[tuple], critics: Sequence[tuple], tau) 
     return out
 
 
-# -- actions ---------------------------------------------------------------------------------
-
-def action_scale(box) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """(center, half range) of a Box: env action = center + half * a for a in [-1, 1]."""
-    low, high = jnp.asarray(box.low, jnp.float32), jnp.asarray(box.high, jnp.float32)
-    return (high + low) / 2.0, (high - low) / 2.0
-
-
-def to_env_action(a, box):
-    center, half = action_scale(box)
-    return center + half * a
-
-
-LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
-
-
-def squash_log_std(raw):
-    """Network output -> log std in [LOG_STD_MIN, LOG_STD_MAX] (smoothly, via tanh)."""
-    return LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(raw) + 1.0)
-
-
-def policy_log_std(raw, squash):
-    """SAC's log std from the actor's raw std outputs.
-
-    TF-Agents' TanhNormalProjectionNetwork (std_transform=tf.exp, which the original keeps):
-    std = exp(raw), unbounded; a Glorot-initialised output layer with zero bias starts it near
-    1. `squash` (traced bool): the older bounded form, `squash_log_std` (initial std ~0.22).
-    """
-    return jnp.where(squash, squash_log_std(raw), raw)
-
-
 def gaussian_log_prob(x, mean, log_std):
     """Log density of a diagonal Gaussian, summed over the last axis."""
     z = (x - mean) * jnp.exp(-log_std)
     return jnp.sum(-0.5 * z * z - log_std - 0.5 * math.log(2 * math.pi), axis=-1)
 
 
-def gaussian_entropy(log_std):
-    return jnp.sum(log_std + 0.5 * math.log(2 * math.pi * math.e), axis=-1)
-
-
-def tanh_gaussian_sample(key, mean, log_std, half_range=None):
-    """Reparameterised sample a = tanh(u), u ~ N(mean, std): (a in (-1, 1), log pi(a)).
-
-    With `half_range` the density is that of the env action center + half * a (the constant
-    -sum log half is included, which matters for entropy tuning against -|A|).
-    """
-    u = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
-    a = jnp.tanh(u)
-    # log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), stable for large |u|
-    log_det = jnp.sum(2.0 * (math.log(2.0) - u - jax.nn.softplus(-2.0 * u)), axis=-1)
-    log_prob = gaussian_log_prob(u, mean, log_std) - log_det
-    if half_range is not None:
-        log_prob = log_prob - jnp.sum(jnp.log(half_range))
-    return a, log_prob
-
-
-# -- running statistics (normalisation) --------------------------------------------------------
-
-@struct.dataclass
-class RunningStats:
-    """Running mean and variance (parallel Welford), e.g. of observations."""
-
-    mean: jax.Array
-    var: jax.Array
-    count: jax.Array
-
-    @classmethod
-    def create(cls, shape=()):
-        return cls(jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32), jnp.float32(1e-4))
-
-    def update(self, batch) -> "RunningStats":
-        """Merge a batch [N, *shape]."""
-        batch = batch.reshape(-1, *self.mean.shape).astype(jnp.float32)
-        n = jnp.float32(batch.shape[0])
-        b_mean, b_var = batch.mean(0), batch.var(0)
-        delta = b_mean - self.mean
-        total = self.count + n
-        mean = self.mean + delta * n / total
-        m2 = self.var * self.count + b_var * n + delta * delta * self.count * n / total
-        return RunningStats(mean, m2 / total, total)
-
-
-NORM_EPS = 1e-3  # TF-Agents TensorNormalizer.normalize variance_epsilon
-
-
-def tf_normalizer(shape=()) -> RunningStats:
-    """Empty statistics as TF-Agents' StreamingTensorNormalizer: mean 0, var 0, count 1e-8."""
-    return RunningStats(jnp.zeros(shape, jnp.float32), jnp.zeros(shape, jnp.float32), jnp.float32(1e-8))
-
-
-def normalize(stats: RunningStats, x, clip, center=True, eps=NORM_EPS):
-    """TF-Agents' TensorNormalizer.normalize: clip((x - mean) / sqrt(var + eps), +-clip), mean 0
-    if not center."""
-    mean = stats.mean if center else 0.0
-    return jnp.clip((x - mean) / jnp.sqrt(stats.var + eps), -clip, clip)
-
-
-# -- PPO's original init and clip -------------------------------------------------------------
-
-def clip_jointly(grads, max_norm):
-    """Scale a tree of gradients (e.g. (actor, critic)) so its global norm is at most max_norm."""
-    return optax.clip_by_global_norm(max_norm).update(grads, optax.EmptyState())[0]
-
-
-def orthogonal_hidden(key, net: SparseNetwork, hp: sp.SparseHParams, params, masks, n_hidden: int):
-    """Orthogonal hidden kernels (Keras Orthogonal(), gain 1) wherever the run keeps the network's
-    own init (sp.init_kernels' dense case: neither sparsity-aware nor dense_width), masked."""
-    own = ~(sparse_from_scratch(hp) & hp.sparse_init) & (hp.method != DENSE_WIDTH)
-    kernels, kmasks = net.spec.kernel_leaves(params), net.spec.kernel_leaves(masks)
-    for l in range(n_hidden):
-        w = orthogonal_one_at_a_time(tuple(kernels[l].shape))(jax.random.fold_in(key, l))
-        kernels[l] = jnp.where(own & kmasks[l], w, kernels[l])
-    return net.spec.replace_kernels(params, kernels)
-
-
-@functools.lru_cache(maxsize=None)
-def orthogonal_one_at_a_time(shape: tuple[int, ...]):
-    """key -> an orthogonal (gain 1) float32 kernel of `shape`; vmapped, one QR per key in turn.
-
-    Batched, the QR is one LAPACK call that, on CPU with jaxlib 0.10, splits its batch onto
-    XLA's intra-op thread pool and waits there: with every pool thread in such a QR, nothing
-    runs the parts and the sweep's init hangs (seen with 2 cores and 4 runs of 2x64). Under
-    vmap this maps over the keys instead (lax.map), which yields the same kernels."""
-    @jax.custom_batching.custom_vmap
-    def draw(key):
-        return jax.nn.initializers.orthogonal()(key, shape, jnp.float32)
-
-    @draw.def_vmap
-    def draw_each(axis_size, in_batched, key):
-        if not in_batched[0]:
-            return draw(key), False
-        return jax.lax.map(draw, key), True
-
-    return draw

@@ -27,6 +27,7 @@ Mask schedules count minibatch updates: iteration t starts after t * epochs * nu
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -39,11 +40,10 @@ import envs
 from .. import sparse as sp
 from ..fields import hfield
 from ..nets import MLP
-from ..nets.gaussian import POLICY_INIT, STD_INIT, gaussian_actor, mlp_inits, value_out_init
-from .actor_critic import NORM_EPS
-from .actor_critic import (NETWORK_METRICS, ActorCriticFields, RunningStats, actor_critic_metrics, clip_jointly,
-                           gaussian_entropy, gaussian_log_prob, network_hparams, normalize, orthogonal_hidden,
-                           tf_normalizer)
+from ..nets.gaussian import STD_INIT, gaussian_actor
+from .actor_critic import NETWORK_METRICS, ActorCriticFields, actor_critic_metrics, gaussian_log_prob, network_hparams
+from .normalizer import NORM_EPS, RunningStats, normalize, tf_normalizer
+from .ppo_init import POLICY_INIT, mlp_inits, orthogonal_hidden, value_out_init
 from ..policy_arrays import PolicyArrays, mlp_layers
 from .base import Agent, sparse_groups
 from .common import SNR_METRICS, SparseNetwork, gradient_snrs, l2_penalty
@@ -121,6 +121,15 @@ class PPOState:
     @property
     def critic_masks(self) -> dict:
         return self.critic_opt.masks
+
+
+def gaussian_entropy(log_std):
+    return jnp.sum(log_std + 0.5 * math.log(2 * math.pi * math.e), axis=-1)
+
+
+def clip_jointly(grads, max_norm):
+    """Scale a tree of gradients (e.g. (actor, critic)) so its global norm is at most max_norm."""
+    return optax.clip_by_global_norm(max_norm).update(grads, optax.EmptyState())[0]
 
 
 def _optimizer(hp, learning_rate, clip: bool) -> optax.GradientTransformation:

@@ -41,8 +41,8 @@ from .. import replay
 from .. import sparse as sp
 from ..fields import hfield
 from ..nets import MLP
-from .actor_critic import (NETWORK_METRICS, ActorCriticFields, action_scale, actor_critic_metrics,
-                           network_hparams, policy_log_std, tanh_gaussian_sample, to_env_action)
+from .actor_critic import NETWORK_METRICS, ActorCriticFields, actor_critic_metrics, network_hparams
+from .squashed_gaussian import action_scale, policy_log_std, tanh_gaussian_sample, to_env_action
 from ..policy_arrays import PolicyArrays, mlp_layers
 from .base import Agent, sparse_groups
 from .common import OffPolicySchedule, SparseNetwork, l2_penalty

@@ -1,5 +1,5 @@
-"""PPO's networks as the original's: the Gaussian actor of rigl's `PPOActorNetwork` and the
-Keras initialisers of its actor and critic (`InitSpec`s for the sparse core).
+"""PPO's Gaussian actor as the original's (rigl's `PPOActorNetwork`); its initialisation is the
+agent's (agents/ppo_init.py).
 
 mean = center + half * tanh(MLP(x)) with (center, half) of the action Box (the original's
 `tanh_and_scale_to_spec`), so the mean always lies inside the bounds; std = softplus(`std_bias`),
@@ -18,7 +18,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..sparse.spec import InitSpec
 from .mlp import MLP
 
 STD_INIT = 0.35
@@ -69,23 +68,3 @@ def gaussian_actor(hidden, box, activation: str, squash: bool, std_init: float) 
                        tuple(map(float, box.high)), std_init)
 
 
-# -- the original's Keras initialisers as InitSpecs (kernels in forward order) -----------------
-
-POLICY_INIT = InitSpec(0.1, "fan_in", "truncated_normal")
-"""Logits / mean layer: tf.keras VarianceScaling(scale=0.1) (fan_in, truncated normal)."""
-
-
-def value_out_init(fan_in: int) -> InitSpec:
-    """Value output: U(-0.03, 0.03), i.e. uniform limit sqrt(3 * scale / fan_in) = 0.03."""
-    return InitSpec(0.03 ** 2 * fan_in / 3.0, "fan_in", "uniform")
-
-
-def orthogonal_variance(n_in: int, n_out: int) -> InitSpec:
-    """Entry variance of an orthogonal (gain 1) kernel, 1 / max(n_in, n_out). A stand-in: the
-    agent draws exact orthogonal kernels where the network keeps its own init."""
-    return InitSpec(1.0, "fan_in" if n_in >= n_out else "fan_out", "normal")
-
-
-def mlp_inits(in_dim: int, hidden, out_init: InitSpec) -> list[InitSpec]:
-    fans = [in_dim, *hidden]
-    return [orthogonal_variance(a, b) for a, b in zip(fans[:-1], fans[1:])] + [out_init]
