@@ -17,8 +17,7 @@ from conftest import tiny_sweep_config
 from purejaxsparse import sparse as sp
 from purejaxsparse import sweep
 from purejaxsparse.config import plan_sweep
-from test_resume_agents import checkpointed_state
-from test_sac import _mlp_np
+from conftest import checkpointed_state, mlp_np
 
 # -- SAC: a 5-step Pendulum, so that 30 iterations hold 6 truncations and 21 updates ---------------
 
@@ -71,13 +70,13 @@ def _pendulum_step(obs, action):
 def _td_target_np(actor, targets, next_obs, reward, done, key, alpha):
     """TF-Agents' SAC target by hand: 0.1 r + 0.99 (1 - done) (min Q'(s', a') - alpha log pi(a'|s'))
     with a' = 2 tanh(mean + exp(raw) eps), eps the policy's N(0, 1) draw from `key`."""
-    out = _mlp_np(actor, next_obs)
+    out = mlp_np(actor, next_obs)
     mean, raw = out[:, :1], out[:, 1:]
     eps = np.asarray(jax.random.normal(key, mean.shape), np.float64)
     u = mean + np.exp(raw) * eps
     logp = np.sum(-0.5 * eps ** 2 - raw - 0.5 * np.log(2 * np.pi) - np.log(1 - np.tanh(u) ** 2) - np.log(2.0), -1)
     x = np.concatenate([next_obs, 2.0 * np.tanh(u)], -1)
-    q = np.minimum(_mlp_np(targets[0], x)[:, 0], _mlp_np(targets[1], x)[:, 0])
+    q = np.minimum(mlp_np(targets[0], x)[:, 0], mlp_np(targets[1], x)[:, 0])
     return 0.1 * reward + 0.99 * (1.0 - done) * (q - alpha * logp)
 
 

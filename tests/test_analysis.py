@@ -8,105 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from scipy import stats as sps
 
+from conftest import write_sweep
 from purejaxsparse.analysis import plots, report, stats
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REPO = Path(__file__).resolve().parents[1]
-
-
-# ----------------------------------------------------------------------- helpers
-def _level(method: str, sparsity: float, use_bias: bool) -> float:
-    """Synthetic 'true' final return of a method at a sparsity (dense ~ 400)."""
-    drop = {"dense": 0.0, "dense_width": 250.0, "static": 220.0, "set": 150.0, "rigl": 120.0, "prune": 80.0}[method]
-    return 400.0 - drop * sparsity**3 - (0 if use_bias else 30.0 * sparsity)
-
-
-_DORMANT = {"dense": 0.0, "dense_width": 0.1, "static": 0.4, "set": 0.25, "rigl": 0.15, "prune": 0.3}
-
-
-def write_sweep(
-    d: Path,
-    envs=("CartPole-v1",),
-    methods=("dense", "static", "rigl"),
-    sparsities=(0.5, 0.9),
-    seeds=4,
-    total_steps=20_000,
-    eval_every=1000,
-    use_bias=None,
-    n_evals=None,
-    noise=20.0,
-    returns=None,
-    extra_hparams=None,
-    rng_seed=0,
-    trailing="",
-) -> Path:
-    """Write config.yaml, runs.csv and results.csv of a synthetic sweep into ``d``.
-
-    ``n_evals``: {run id: number of evaluations it has} to simulate an unfinished sweep.
-    ``returns``: {run id: array of eval returns} to force exact values.
-    ``trailing``: raw text appended to results.csv (e.g. a partial line).
-    """
-    d.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(rng_seed)
-    sweep = {"method": list(methods), "sparsity": list(sparsities), "seed": seeds}
-    if use_bias is not None:
-        sweep["use_bias"] = list(use_bias)
-    for k, v in (extra_hparams or {}).items():
-        sweep[k] = list(v)
-    config = {
-        "agent": "dqn", "env": {"name": envs[0]} if len(envs) == 1 else list(envs),
-        "total_steps": total_steps, "eval_every": eval_every, "eval_episodes": 10, "sweep": sweep,
-    }
-    (d / "config.yaml").write_text(yaml.safe_dump(config))
-    runs, rows = [], []
-    n_full = total_steps // eval_every
-    rid = 0
-    for env in envs:
-        for method in methods:
-            for sp in ([0.0] if method == "dense" else sparsities):
-                for ub in (use_bias if use_bias is not None else [True]):
-                    for extra in _product(extra_hparams or {}):
-                        for seed in range(seeds):
-                            run = dict(run=rid, env=env, agent="dqn", method=method, sparsity=sp, seed=seed,
-                                       use_bias=ub, drop_fraction=0.3, **extra,
-                                       total_params=136_706, active_params=int(136_706 * (1 - sp)))
-                            runs.append(run)
-                            n = n_full if n_evals is None else n_evals.get(rid, n_full)
-                            steps = eval_every * np.arange(1, n + 1)
-                            if returns is not None and rid in returns:
-                                ret = np.asarray(returns[rid], dtype=float)[:n]
-                            else:
-                                lvl = _level(method, sp, ub) + 10 * (sum(map(ord, env)) % 3)
-                                ret = lvl * (1 - np.exp(-4 * steps / total_steps)) + rng.normal(0, noise, n)
-                            for st_, r in zip(steps, ret):
-                                rows.append(dict(run=rid, env=env, agent="dqn", method=method, sparsity=sp,
-                                                 seed=seed, step=int(st_), eval_return=float(r),
-                                                 actual_sparsity=sp, active_params=run["active_params"],
-                                                 dormant_frac=float(np.clip(0.05 + (0.1 + _DORMANT[method]) * sp * st_ / total_steps
-                                                                            + (0 if ub else 0.1), 0, 1))))
-                            rid += 1
-    pd.DataFrame(runs).to_csv(d / "runs.csv", index=False)
-    res = pd.DataFrame(rows, columns=["run", "env", "agent", "method", "sparsity", "seed", "step", "eval_return",
-                                      "actual_sparsity", "active_params", "dormant_frac"])
-    res.to_csv(d / "results.csv", index=False)
-    if trailing:
-        with open(d / "results.csv", "a") as f:
-            f.write(trailing)
-    return d
-
-
-def _product(grid: dict):
-    if not grid:
-        yield {}
-        return
-    import itertools
-
-    keys = list(grid)
-    for vals in itertools.product(*(grid[k] for k in keys)):
-        yield dict(zip(keys, vals))
 
 
 def assert_png(path) -> None:

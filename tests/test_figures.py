@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from purejaxsparse.analysis import plots, report, stats
-from test_analysis import write_sweep
+from conftest import write_sweep
 
 @pytest.fixture
 def drawn(monkeypatch):

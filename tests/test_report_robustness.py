@@ -9,7 +9,7 @@ import pytest
 import scipy.stats
 
 from conftest import tiny_sweep_config
-from test_report_agents import png_size
+from conftest import png_size
 from purejaxsparse import sweep
 from purejaxsparse.checkpoint import SweepCheckpoints
 from purejaxsparse.cli import main

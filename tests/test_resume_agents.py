@@ -3,11 +3,11 @@ results.csv byte for byte and every leaf of the final checkpointed state (SAC's 
 its Adam state; PPO's running observation/reward statistics)."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.experimental.compilation_cache import compilation_cache
 
+from conftest import checkpointed_state
 from purejaxsparse import sweep
 from purejaxsparse.checkpoint import SweepCheckpoints
 from purejaxsparse.config import load_config, plan_sweep
@@ -26,17 +26,6 @@ def compile_once(tmp_path):
     yield
     jax.config.update("jax_compilation_cache_dir", before)
     compilation_cache.reset_cache()
-
-
-def checkpointed_state(out_dir, plan):
-    """The batched state of the sweep's newest checkpoint, as numpy arrays (runs first)."""
-    like = jax.eval_shape(jax.vmap(plan.agent.init), plan.keys, plan.hparams)
-    like = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), like)
-    ckpt = SweepCheckpoints(out_dir / "checkpoints")
-    try:
-        return jax.device_get(ckpt.restore(ckpt.latest(), like))
-    finally:
-        ckpt.close()
 
 
 def interrupted_equals_uninterrupted(config, tmp_path):

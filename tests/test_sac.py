@@ -17,7 +17,7 @@ from purejaxsparse import sparse as sp
 from purejaxsparse.config import build_agent, load_config, plan_sweep
 from purejaxsparse.fields import ConfigError
 
-from conftest import train_runs
+from conftest import mlp_np, train_runs
 
 LEARN = {
     "agent": "sac", "env": "Pendulum-v1", "total_steps": 7000, "eval_every": 1000, "eval_episodes": 5,
@@ -109,17 +109,6 @@ TINY = {"agent": "sac", "env": "Pendulum-v1", "total_steps": 100, "eval_every": 
         "agent_config": {"hidden": [16, 16], "batch_size": 4, "buffer_size": 100, "learning_starts": 10}}
 
 
-def _mlp_np(params, x):
-    """ReLU MLP forward pass in float64 numpy (layer_0 .. layer_L, the last one linear)."""
-    layers = params["params"]
-    h = np.asarray(x, np.float64)
-    for i in range(len(layers)):
-        layer = layers[f"layer_{i}"]
-        h = h @ np.asarray(layer["kernel"], np.float64) + np.asarray(layer["bias"], np.float64)
-        h = np.maximum(h, 0.0) if i < len(layers) - 1 else h
-    return h
-
-
 @pytest.fixture(scope="module")
 def tiny():
     """(agent, default hparams, actor params, two critics' params) of a dense Pendulum SAC,
@@ -144,7 +133,7 @@ def test_initial_policy_std_is_tf_agents_exp_of_a_glorot_output_layer(tiny):
     kernel, n_in, n_out = np.asarray(out["kernel"]), 16, 2
     assert np.abs(kernel).max() <= math.sqrt(6.0 / (n_in + n_out)) and np.all(np.asarray(out["bias"]) == 0)
     obs = np.asarray(jax.random.normal(jax.random.PRNGKey(1), (512, 3)))
-    std = np.exp(_mlp_np(params, obs)[:, 1:])  # outputs: [means | stds], TF-Agents' tf.split
+    std = np.exp(mlp_np(params, obs)[:, 1:])  # outputs: [means | stds], TF-Agents' tf.split
     _, log_std = jax.jit(agent._policy)(params, jnp.asarray(obs, jnp.float32), hp)
     np.testing.assert_allclose(np.exp(np.asarray(log_std)), std, rtol=1e-4)
     assert 0.5 < np.median(std) < 2.0
@@ -161,7 +150,7 @@ def test_td_target_scales_rewards_and_feeds_box_actions_to_the_critics(tiny):
     key, alpha = ks[2], 0.7
     got = np.asarray(jax.jit(agent._td_target)(key, hp, actor, targets, batch, alpha))
 
-    out = _mlp_np(actor, batch["next_obs"])
+    out = mlp_np(actor, batch["next_obs"])
     mean, raw = out[:, :1], out[:, 1:]
     eps = np.asarray(jax.random.normal(key, (6, 1)), np.float64)  # the policy's reparameterisation noise
     u = mean + np.exp(raw) * eps
@@ -169,7 +158,7 @@ def test_td_target_scales_rewards_and_feeds_box_actions_to_the_critics(tiny):
     gauss = -0.5 * eps ** 2 - raw - 0.5 * np.log(2 * np.pi)  # N(u; mean, exp(raw)), u - mean = exp(raw) eps
     logp = np.sum(gauss - np.log(1 - np.tanh(u) ** 2) - np.log(2.0), -1)  # tanh, then x2 to the Box
     x = np.concatenate([np.asarray(batch["next_obs"]), a], -1)
-    q = np.minimum(_mlp_np(targets[0], x)[:, 0], _mlp_np(targets[1], x)[:, 0])
+    q = np.minimum(mlp_np(targets[0], x)[:, 0], mlp_np(targets[1], x)[:, 0])
     done = np.asarray(batch["terminated"], np.float64)
     want = 0.1 * np.asarray(batch["reward"]) + 0.99 * (1 - done) * (q - alpha * logp)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
@@ -187,7 +176,7 @@ def test_critic_loss_is_half_of_mean_squared_td_plus_keras_l2_on_kernels(tiny):
     target = jax.random.normal(ks[2], (5,))
     got = float(jax.jit(agent._critic_loss)(params, hp, batch, target))
     x = np.concatenate([np.asarray(batch["obs"]), 2.0 * np.asarray(batch["action"])], -1)
-    td = _mlp_np(params, x)[:, 0] - np.asarray(target)
+    td = mlp_np(params, x)[:, 0] - np.asarray(target)
     l2 = sum(np.sum(np.asarray(layer["kernel"], np.float64) ** 2) for layer in params["params"].values())
     assert math.isclose(got, 0.5 * (np.mean(td ** 2) + 0.01 * l2), rel_tol=1e-5)
 
