@@ -33,7 +33,6 @@ def test_parses_quick_and_full(mod):
     # the untimed warm-up window passes learning_starts, so every timed window trains
     for a in (quick, full):
         assert a.learning_starts <= a.steps * a.envs
-    assert "ratio: X" in mod.__doc__ and "--quick" in mod.__doc__ and callable(mod.main)
     with pytest.raises(SystemExit):
         mod.parse_args(["--quick", "--steps", "10", "--learning-starts", "32"])
 

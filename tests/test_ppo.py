@@ -1,7 +1,7 @@
 """PPO against the original (rigl/rl/tfagents/ppo_train_eval.py on TF-Agents' PPOClipAgent):
 networks and their init, the std and the squashed mean, one joint gradient clip, reward and
-observation normalisation, the loss, episode ends, the per-method gin settings; and that dense
-and sparse PPO still learn CartPole with masks that hold."""
+observation normalisation, the loss, episode ends, the per-method gin settings; and that sparse
+PPO's masks hold through training (that PPO learns: test_ppo_learning.py)."""
 
 import functools
 import json
@@ -23,8 +23,8 @@ from purejaxsparse.nets.gaussian import GaussianMLP
 from conftest import train_runs
 
 ROOT = Path(__file__).resolve().parents[1]
-LEARN = {
-    "agent": "ppo", "env": "CartPole-v1", "total_steps": 40_960, "eval_every": 8192, "eval_episodes": 8,
+TRAIN = {  # 16 rollouts x 4 epochs x 4 minibatches: 256 updates, past RigL's end (250)
+    "agent": "ppo", "env": "CartPole-v1", "total_steps": 8192, "eval_every": 4096, "eval_episodes": 2,
     "agent_config": {"hidden": [64, 64], "num_envs": 4, "rollout_steps": 128, "minibatch_size": 128,
                      "epochs": 4, "normalize_obs": False, "reward_normalization": "none"},
     "hparams": {"learning_rate": 2.5e-3, "ent_coef": 0.01, "sparsity": 0.9, "update_interval": 20,
@@ -34,24 +34,11 @@ RUNS = [{"method": "dense"}, {"method": "dense"}, {"method": "rigl"},
         {"method": "rigl", "actor_sparsity": 0.8, "critic_sparsity": 0.95}]
 
 
-def test_dense_and_sparse_ppo_learn_cartpole_and_masks_hold():
-    """One compiled program (the costly part) checked twice: learning, then the masks."""
-    train, hps, state, metrics = train_runs(LEARN, RUNS)
-    _check_learning(metrics)
-    _check_masks(train.agent, state, metrics, hps)
-
-
-def _check_learning(metrics):
-    returns = np.asarray(metrics["eval_return"])
-    assert returns.shape == (4, 5)
-    random_policy = 22.0
-    assert np.all(returns[:, -1] > 5 * random_policy), returns
-    assert returns[:, -1].mean() > 300, returns
-    np.testing.assert_array_equal(np.asarray(metrics["step"][0]), np.arange(1, 6) * 8192)
-
-
-def _check_masks(agent, state, metrics, hps):
-    """Masked weights are exactly zero; each network has its own sparsity."""
+def test_dense_and_sparse_ppo_masks_hold():
+    """Masked weights are exactly zero after every RigL update; each network has its own sparsity."""
+    train, hps, state, metrics = train_runs(TRAIN, RUNS)
+    agent = train.agent
+    np.testing.assert_array_equal(np.asarray(metrics["step"][0]), [4096, 8192])
     targets = {2: (0.9, 0.9), 3: (0.8, 0.95)}
     for r, (s_actor, s_critic) in targets.items():
         for net, params, masks, s in ((agent.actor, state.actor_params, state.actor_masks, s_actor),
