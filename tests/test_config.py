@@ -21,8 +21,17 @@ def test_make_hparams_equals_the_planned_run_for_every_spelling_of_the_method():
             want = {k: v for k, v in planned[method].items() if k not in ("run", "seed")}
             assert got == want, (spelling, got, want)
     # the layers of the rule, read off by hand: the config's method_defaults beat its hparams
-    # (prune start 200 over hparams start 0), which beat the agent's own (prune start 20000)
-    assert planned["prune"]["start"] == 200 and planned["rigl"]["drop_fraction"] == pytest.approx(0.1)
+    # (prune start 200 over hparams start 0), which beat the agent's own (prune start 20000);
+    # drop fraction and start mode do not apply to pruning: back to their declared defaults
+    dqn = {"distribution": "erk", "update_interval": 50, "end": 900, "sparse_init": True, "use_bias": True,
+           "skip_gradient": False, "learning_rate": 1e-3, "adam_eps": 1e-7, "gamma": 0.99, "epsilon": 0.01,
+           "eval_epsilon": 0.0, "target_update_every": 100, "weight_decay": 1e-6, "huber": False,
+           "epsilon_decay_steps": 0, "reward_clip": False, "start_mode": "delay_updates"}
+    hand = {"rigl": {**dqn, "method": "rigl", "sparsity": 0.8, "drop_fraction": 0.1, "start": 0},
+            "prune": {**dqn, "method": "prune", "sparsity": 0.8, "drop_fraction": 0.5, "start": 200}}
+    for method, want in hand.items():
+        got = {k: v for k, v in planned[method].items() if k not in ("run", "seed")}
+        assert got == pytest.approx(want), method
     # arguments beat everything; settings that do not apply to a method are reset
     assert describe(pjs.make_hparams(config, method="Prune", start=300))["start"] == 300
     assert describe(pjs.make_hparams(config, method="dense"))["sparsity"] == 0.0
