@@ -153,20 +153,3 @@ def test_running_stats_match_numpy():
     np.testing.assert_allclose(np.asarray(stats.var), x.var(0), rtol=1e-3)
     assert math.isclose(float(stats.count), 50, rel_tol=1e-5)
 
-
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
-CONFIGS = ["ppo_mujoco.yaml", "sac_mujoco.yaml", "sac_actor_critic_split.yaml", "quick/ppo_cartpole.yaml",
-           "quick/sac_pendulum.yaml", "quick/sac_halfcheetah.yaml"]
-
-
-@pytest.mark.parametrize("name", CONFIGS)
-def test_configs_plan_and_replan_the_same_runs(name):
-    """Each shipped config is valid, and its resolved config.yaml plans the same runs again
-    (what `purejaxsparse resume` relies on)."""
-    import yaml
-
-    from purejaxsparse.config import load_config
-    plan = plan_sweep(load_config(ROOT / "configs" / name))
-    again = plan_sweep(yaml.safe_load(yaml.safe_dump(plan.config, sort_keys=False)))
-    assert again.runs == plan.runs and plan.num_runs > 1
-    assert plan.agent.name in ("ppo", "sac")

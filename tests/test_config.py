@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import yaml
 
 import purejaxsparse as pjs
 from purejaxsparse.config import load_config, plan_sweep
@@ -49,8 +50,9 @@ SKIPS_GRADIENT = {"dqn_atari_nature": {"rigl"}, "dqn_atari_impala": {"rigl"}, "q
 
 
 def test_every_shipped_config_plans():
-    """Every YAML in configs/ (the quickstart, the papers' sweeps, the quick ones) plans, and
-    its mask-update steps treat the gradient as the code of its study did."""
+    """Every YAML in configs/ (the quickstart, the papers' sweeps, the quick ones) plans, its
+    resolved config.yaml plans the same runs again (what `resume` relies on), and its
+    mask-update steps treat the gradient as the code of its study did."""
     from pathlib import Path
     root = Path(__file__).resolve().parents[1] / "configs"
     paths = sorted(root.glob("*.yaml")) + sorted(root.glob("quick/*.yaml"))
@@ -58,6 +60,7 @@ def test_every_shipped_config_plans():
     for path in paths:
         plan = plan_sweep(load_config(path))
         assert plan.runs, path
+        assert plan_sweep(yaml.safe_load(yaml.safe_dump(plan.config, sort_keys=False))).runs == plan.runs, path
         assert np.all(np.asarray(plan.hparams.method) >= 0)
         skips = SKIPS_GRADIENT.get(str(path.relative_to(root).with_suffix("")), set())
         for run in plan.runs:
