@@ -59,6 +59,22 @@ def _pick_levels(levels: list[float], max_levels: int) -> list[float]:
 
 
 # ---------------------------------------------------------- final score vs sparsity
+def _final_returns(summary: pd.DataFrame, value: str, group_cols, x: str):
+    """(groups with a `value` and an `x`, their Style, line keys, (CI low, CI high) columns) of
+    a summary, or SkipPlot saying what is missing."""
+    need = {"env", "method", "sparsity", x, value}
+    if summary is None or summary.empty or not need <= set(summary.columns):
+        raise SkipPlot(f"summary lacks rows or columns {sorted(need)}")
+    df = summary[summary[value].notna() & summary[x].notna()]
+    if df.empty:
+        raise SkipPlot(f"no group has a {value} value yet")
+    if not (df["method"] != DENSE).any():
+        raise SkipPlot(f"only full-dense runs: nothing to plot against {x}")
+    style = Style(df, group_cols if group_cols is not None else st.summary_group_columns(df))
+    pre = value[: -len("iqm")]
+    return df, style, style.keys(df), (f"{pre}ci_low", f"{pre}ci_high")
+
+
 def plot_score_vs_sparsity(summary: pd.DataFrame, path: str | Path, value: str = "iqm",
                            group_cols: Sequence[str] | None = None) -> Path:
     """Final return vs sparsity per env (Graesser Fig 2 / Ganaie Fig 1).
@@ -69,18 +85,7 @@ def plot_score_vs_sparsity(summary: pd.DataFrame, path: str | Path, value: str =
     run at one sparsity. ``summary``: :func:`stats.summarize`'s output; ``value``: ``"iqm"`` or
     ``"norm_iqm"`` (CI columns follow the prefix). ``group_cols``: the summary's group columns.
     """
-    need = {"env", "method", "sparsity", value}
-    if summary is None or summary.empty or not need <= set(summary.columns):
-        raise SkipPlot(f"summary lacks rows or columns {sorted(need)}")
-    pre = value[: -len("iqm")]
-    lo_c, hi_c = f"{pre}ci_low", f"{pre}ci_high"
-    df = summary[summary[value].notna()]
-    if df.empty:
-        raise SkipPlot(f"no group has a {value} value yet")
-    if not (df["method"] != DENSE).any():
-        raise SkipPlot("only full-dense runs: nothing to plot against sparsity")
-    style = Style(df, group_cols if group_cols is not None else st.summary_group_columns(df))
-    keys = style.keys(df)
+    df, style, keys, (lo_c, hi_c) = _final_returns(summary, value, group_cols, "sparsity")
     groups = panels(df)
     fig, axes = figure(len(groups), ncols=3)
     for ax, (title, _, e) in zip(axes, groups):
@@ -114,7 +119,7 @@ def plot_score_vs_sparsity(summary: pd.DataFrame, path: str | Path, value: str =
         sparsity_axis(ax, xs_all)
         if len(xs_all) == 1:
             ax.margins(x=0.15)  # room beside the side-by-side error bars
-        _finish(ax, title, "Sparsity (% of weights removed)", "Normalised final return" if pre else "Final return")
+        _finish(ax, title, "Sparsity (% of weights removed)", "Final return" if value == "iqm" else "Normalised final return")
     n = df["n_scored"] if "n_scored" in df.columns else None
     seeds = "" if n is None else (f" over {int(n.min())}-{int(n.max())} seeds" if n.min() != n.max()
                                   else f" over {int(n.iloc[0])} seed" + ("s" if n.iloc[0] != 1 else ""))
@@ -135,16 +140,7 @@ def plot_score_vs_params(summary: pd.DataFrame, path: str | Path, value: str = "
     line at its parameter count, so a sparse and a param-matched dense network of one size can
     be compared at one x. Log x scale.
     """
-    need = {"env", "method", "sparsity", "active_params", value}
-    if summary is None or summary.empty or not need <= set(summary.columns):
-        raise SkipPlot(f"summary lacks rows or columns {sorted(need)}")
-    pre = value[: -len("iqm")]
-    lo_c, hi_c = f"{pre}ci_low", f"{pre}ci_high"
-    df = summary[summary[value].notna() & summary["active_params"].notna()]
-    if not (df["method"] != DENSE).any():
-        raise SkipPlot("only full-dense runs: nothing to plot against parameter count")
-    style = Style(df, group_cols if group_cols is not None else st.summary_group_columns(df))
-    keys = style.keys(df)
+    df, style, keys, (lo_c, hi_c) = _final_returns(summary, value, group_cols, "active_params")
     groups = panels(df)
     fig, axes = figure(len(groups), ncols=3)
     for ax, (title, _, e) in zip(axes, groups):
@@ -173,7 +169,7 @@ def plot_score_vs_params(summary: pd.DataFrame, path: str | Path, value: str = "
         ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 3.0, 5.0)))
         ax.xaxis.set_minor_formatter(EngFormatter(sep=""))
         ax.tick_params(axis="x", which="minor", labelsize=7)
-        _finish(ax, title, "Active parameters (log scale)", "Normalised final return" if pre else "Final return")
+        _finish(ax, title, "Active parameters (log scale)", "Final return" if value == "iqm" else "Normalised final return")
     fig.suptitle(f"{agent_prefix(df)}final return vs active parameters: IQM, 95% bootstrap CI; "
                  f"full dense as lines at its return and size")
     style.legend(fig, set(keys))
