@@ -313,3 +313,15 @@ def test_skip_gradient_is_per_run_under_vmap(tiny_mlp):
         alone, _ = jax.jit(run)(jax.tree.map(lambda x: x[r], hp))
         for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(alone)):
             np.testing.assert_allclose(np.asarray(a)[r], b, rtol=1e-6, atol=1e-7)
+
+
+def test_set_and_rigl_change_masks_only_on_the_interval_grid(tiny_mlp):
+    """RigL every 4 steps from 2 to an off-grid end of 13: t = 2, 6, 10 (rigl's UpdateSchedule);
+    t = 13 is not an update, so with skip_gradient no gradient step is lost there. Pruning does
+    update at its off-grid end, to reach its final sparsity."""
+    _, _, spec = tiny_mlp
+    rigl = sp.SparseHParams.make("rigl", 0.8, update_interval=4, start=2, end=13, skip_gradient=True)
+    prune = sp.SparseHParams.make("prune", 0.8, update_interval=4, start=2, end=13)
+    changes = lambda hp: [t for t in range(20) if bool(sp.mask_changes(spec, hp, t))]  # noqa: E731
+    assert changes(rigl) == [2, 6, 10]
+    assert changes(prune) == [6, 10, 13]

@@ -11,7 +11,7 @@ methods share one program (no `lax.switch` computing every method's sorts):
 |---|---|---|---|
 | dense, dense_width | never | nnz | 0 |
 | static, SET, RigL, dense_then_cut, start > 0 | t == start (one-off cut) | k_l | 0 |
-| SET, RigL | update steps in [start, end] (dense_then_cut: (start, end]) | nnz - floor(f(t) nnz) | floor(f(t) nnz) |
+| SET, RigL | grid steps start + k interval <= end (dense_then_cut: > start) | nnz - floor(f(t) nnz) | floor(f(t) nnz) |
 | prune | update steps in (start, end] | k_l(s_t) | 0 |
 
 t counts the optimizer steps done before the update, which runs before the next optimizer
@@ -53,7 +53,10 @@ def _layer_counts(spec: SparseSpec, hp: SparseHParams, step):
     after_start = step > hp.start
     cut = ((step == hp.start) & (hp.start > 0) & (hp.start_mode == DENSE_THEN_CUT)
            & ((m == STATIC) | (m == SET) | (m == RIGL)))
-    dst = on_schedule & ((m == SET) | (m == RIGL)) & ~cut
+    # SET/RigL only on the interval grid, as rigl's UpdateSchedule: at an off-grid `end` the
+    # cosine drop fraction is 0, so the update would change nothing, yet skip_gradient would skip
+    on_grid = (step - hp.start) % jnp.maximum(hp.update_interval, 1) == 0
+    dst = on_schedule & on_grid & ((m == SET) | (m == RIGL)) & ~cut
     prune = on_schedule & after_start & (m == PRUNE)
     return dict(
         final=active_counts(spec.shapes, final),
