@@ -1,12 +1,13 @@
 """Command line: `purejaxsparse run|resume|report|robustness|export` (export: one run's policy as
 a numpy-only file, export_writer.py).
 
-Bad input (unknown key/agent/env/method, values out of range, malformed YAML, missing file,
-wrong type, an existing non-empty --out, a sweep whose state does not fit the device's memory)
-prints one line naming the field and what is allowed, exits with code 2, and leaves no output
-directory behind. `run --dry-run` prints the plan and its memory estimate and writes nothing.
-`run` and `resume` end a completed sweep by printing its summary (with how many runs diverged)
-and writing its report, DIR/report/index.html, whose path they print (`--no-report`: not).
+Bad input (unknown key/agent/env/method, values or options out of range, malformed YAML or a
+duplicate key, missing file, wrong type, an existing non-empty --out, a sweep whose state does not
+fit the device's memory) prints one line naming the field and what is allowed, exits with code 2,
+and leaves no output directory behind. `run --dry-run` prints the plan and its memory estimate
+and writes nothing. `run` and `resume` end a completed sweep by printing its summary (with how
+many runs diverged) and writing its report, DIR/report/index.html, whose path they print
+(`--no-report`: not).
 """
 
 from __future__ import annotations
@@ -70,8 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     res.add_argument("--distributed", action="store_true", help="multi-host, as for run")
     rep = sub.add_parser("report", help="statistics and plots of a sweep directory (DIR/report/)")
     rep.add_argument("dir", type=Path)
-    rep.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
-    rep.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    rep.add_argument("--reps", default=2000, help="bootstrap resamples (default 2000)")
+    rep.add_argument("--seed", default=0, help="bootstrap seed (default 0)")
     mrg = sub.add_parser("merge", help="combine sweeps of one study (e.g. one per seed or env) for one report",
                          description="Write runs.csv, results.csv and config.yaml of several sweep directories "
                                      "whose configs differ only in name, env and sweep grid into OUT, runs "
@@ -82,14 +83,14 @@ def _parser() -> argparse.ArgumentParser:
     rob.add_argument("dir", type=Path)
     rob.add_argument("--sigma", default="0,0.1,0.2,0.5,1.0",
                      help="comma-separated noise std devs (pixels: on raw 0..255 values)")
-    rob.add_argument("--episodes", type=int, default=None, help="episodes per sigma (default: eval_episodes)")
+    rob.add_argument("--episodes", default=None, help="episodes per sigma (default: eval_episodes)")
     exp = sub.add_parser("export", help="write one run's policy as a numpy-only file (sparse kernels as CSR)",
                          description="Export the policy of run N of a finished sweep (latest checkpoint) to "
                                      "an .npz that purejaxsparse.export.load_policy runs with numpy alone.")
     exp.add_argument("dir", type=Path)
-    exp.add_argument("--run", type=int, required=True, help="run index (runs.csv's run column)")
+    exp.add_argument("--run", required=True, help="run index (runs.csv's run column)")
     exp.add_argument("--out", type=Path, required=True, help="file to write (e.g. policy.npz)")
-    exp.add_argument("--csr-max-density", type=float, default=None,
+    exp.add_argument("--csr-max-density", default=None,
                      help="store a kernel as CSR when at most this fraction is non-zero, else dense "
                           "(default: export_writer.CSR_MAX_DENSITY)")
     return p
@@ -212,18 +213,9 @@ def _cmd_merge(args) -> int:
 
 
 def _cmd_robustness(args) -> int:
-    from .fields import ConfigError
     from .robustness import run_robustness
 
-    try:
-        sigmas = [float(s) for s in args.sigma.split(",") if s.strip()]
-    except ValueError:
-        raise ConfigError(f"--sigma: got {args.sigma!r}; allowed: comma-separated numbers >= 0") from None
-    if not sigmas or any(s < 0 for s in sigmas):
-        raise ConfigError(f"--sigma: got {args.sigma!r}; allowed: comma-separated numbers >= 0")
-    if args.episodes is not None and args.episodes <= 0:
-        raise ConfigError(f"--episodes: got {args.episodes}; allowed: a positive integer")
-    path = run_robustness(args.dir, sigmas, episodes=args.episodes)
+    path = run_robustness(args.dir, args.sigma, episodes=args.episodes)
     print(f"robustness written: {path}")
     return 0
 
@@ -239,6 +231,41 @@ def _cmd_export(args) -> int:
           f"seed {meta['seed']}, step {meta['step']:,}) to {args.out}: {layers}; "
           f"{meta['active_params']:,} of {meta['kernel_params']:,} kernel weights")
     return 0
+
+
+def _check_options(args) -> None:
+    """Convert each numeric option (given as text) and check it as a config value is checked
+    (fields.Field), so a bad one is a one-line ConfigError naming it. --sigma: a comma-separated
+    list of values."""
+    from .fields import ConfigError, Field
+
+    specs = {"reps": Field("int", 2000, low=1, high=100_000), "seed": Field("int", 0, low=0),
+             "sigma": Field("float", 0.0, low=0, high=1e6), "episodes": Field("int", None, low=1, high=100_000),
+             "run": Field("int", 0), "csr_max_density": Field("float", None, low=0, high=1)}
+    for name, spec in specs.items():
+        given = getattr(args, name, None)
+        if given is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        texts = [t for t in str(given).split(",") if t.strip()] if name == "sigma" else [given]
+        if not texts:
+            raise ConfigError(f"{flag}: got {given!r}; allowed: comma-separated numbers, each {spec.allowed()}")
+        values = []
+        for text in texts:
+            value = _number(text)
+            spec.convert(flag, value)
+            values.append(int(value) if spec.kind == "int" else float(value))
+        setattr(args, name, values if name == "sigma" else values[0])
+
+
+def _number(text):
+    """An option's text as an int, else a float, else the text itself (for the error)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except (TypeError, ValueError):
+            pass
+    return text
 
 
 COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "report": _cmd_report, "merge": _cmd_merge,
@@ -260,6 +287,7 @@ def main(argv=None) -> int:
         import jax
         jax.distributed.initialize()  # before anything else touches JAX's backends
     try:
+        _check_options(args)
         return COMMANDS[args.command](args)
     except ConfigError as e:
         print(f"purejaxsparse: error: {e}", file=sys.stderr)

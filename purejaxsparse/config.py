@@ -23,10 +23,14 @@ import yaml
 import envs
 
 from .agents import AGENTS, Agent
-from .fields import ConfigError, field_specs, make_hparams, stack_hparams
+from .fields import INT32_MAX, ConfigError, field_specs, make_hparams, stack_hparams
 
 REQUIRED = ("agent", "env", "total_steps", "eval_every", "eval_episodes", "sweep")
 OPTIONAL = ("name", "agent_config", "hparams", "method_defaults", "chunk_evals")
+MAX_RUNS = 100_000
+"""The most runs one sweep may have (its grid is counted before it is expanded, so a bigger one
+is refused at once): planning that many takes about a second, and the state of that many runs
+fills an accelerator even for small networks. A bigger study is several sweeps."""
 
 # Per method, the hyperparameters that do not change what a run does; they are reset to their
 # defaults so that, e.g., dense runs swept over sparsity collapse into one run per seed.
@@ -42,6 +46,25 @@ IGNORED_BY_METHOD = {
 }
 
 
+class _YAMLLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a mapping with the same key twice (PyYAML would keep the
+    last value without a word)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = []
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.append(key)
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml(text: str):
+    """YAML text as Python values; a duplicate key is an error (yaml.YAMLError)."""
+    return yaml.load(text, Loader=_YAMLLoader)
+
+
 def load_config(source) -> dict:
     """A config mapping from a YAML path or a mapping (copied)."""
     if isinstance(source, dict):
@@ -50,7 +73,7 @@ def load_config(source) -> dict:
     if not path.is_file():
         raise ConfigError(f"config: no such file {str(path)!r}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = parse_yaml(path.read_text())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -69,7 +92,7 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
             raise ConfigError(f"override {item!r}: not a setting; allowed: dotted.key=value (YAML value)")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = parse_yaml(raw) if raw.strip() else None
         except yaml.YAMLError:
             raise ConfigError(f"{key}: value {raw!r} is not valid YAML") from None
         parts = key.strip().split(".")
@@ -87,8 +110,8 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
 
 def _positive_int(config: dict, key: str) -> int:
     v = config[key]
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-        raise ConfigError(f"{key}: got {v!r}; allowed: a positive integer")
+    if not _is_int32(v) or v <= 0:
+        raise ConfigError(f"{key}: got {v!r}; allowed: a positive integer up to {INT32_MAX:,}")
     return v
 
 
@@ -169,7 +192,7 @@ def parse_static(cls, values: dict | None, where: str = "agent_config"):
         v, hint = values[name], hints[name]
         origin = typing.get_origin(hint)
         if origin in (tuple, list):
-            if not isinstance(v, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+            if not isinstance(v, (list, tuple)) or not all(_is_int32(x) for x in v):
                 raise ConfigError(f"{where}.{name}: got {v!r}; allowed: a list of integers")
             v = tuple(v)
             if any(x < f.metadata.get("min", 1) for x in v):
@@ -178,11 +201,11 @@ def parse_static(cls, values: dict | None, where: str = "agent_config"):
             if not isinstance(v, bool):
                 raise ConfigError(f"{where}.{name}: got {v!r}; allowed: true or false")
         elif hint is int:
-            if isinstance(v, bool) or not isinstance(v, int):
+            if not _is_int32(v):
                 raise ConfigError(f"{where}.{name}: got {v!r}; allowed: an integer")
         elif hint is float:
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise ConfigError(f"{where}.{name}: got {v!r}; allowed: a number")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(f"{where}.{name}: got {v!r}; allowed: a finite number")
             v = float(v)
         elif hint is str:
             choices = f.metadata.get("choices")
@@ -193,6 +216,11 @@ def parse_static(cls, values: dict | None, where: str = "agent_config"):
             raise ConfigError(f"{where}.{name}: got {v!r}; allowed: >= {f.metadata['min']}")
         out[name] = v
     return cls(**out)
+
+
+def _is_int32(v) -> bool:
+    """An integer (not a bool) that fits the int32 the program computes with."""
+    return isinstance(v, int) and not isinstance(v, bool) and abs(v) <= INT32_MAX
 
 
 @dataclasses.dataclass
@@ -217,17 +245,31 @@ class Plan:
 
 
 def _seeds(value) -> list[int]:
+    """The seeds of `sweep.seed`: a count, or distinct PRNG seeds (uint32)."""
+    bad = ConfigError(f"sweep.seed: got {value!r}; allowed: a positive count or a list of integers in [0, 2**32)")
     if isinstance(value, bool):
-        raise ConfigError(f"sweep.seed: got {value!r}; allowed: a positive count or a list of integers >= 0")
+        raise bad
     if isinstance(value, int):
         if value <= 0:
-            raise ConfigError(f"sweep.seed: got {value}; allowed: a positive count or a list of integers >= 0")
+            raise bad
         return list(range(value))
-    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32
+                                                 for s in value):
         if len(set(value)) != len(value):
             raise ConfigError(f"sweep.seed: got {value!r}; allowed: distinct seeds")
         return list(value)
-    raise ConfigError(f"sweep.seed: got {value!r}; allowed: a positive count or a list of integers >= 0")
+    raise bad
+
+
+def _check_grid_size(sweep: dict) -> None:
+    """Refuse a sweep of more than MAX_RUNS combinations, counted before anything is expanded."""
+    sizes = {k: v if k == "seed" and isinstance(v, int) and not isinstance(v, bool) else
+             len(v) if isinstance(v, list) else 1 for k, v in sweep.items()}
+    count = math.prod(sizes.values())
+    if count > MAX_RUNS:
+        grid = " x ".join(f"{n:,} {k}" for k, n in sizes.items())
+        raise ConfigError(f"sweep: {grid} = {count:,} combinations; allowed: at most {MAX_RUNS:,} runs in one "
+                          f"sweep (split it into several sweeps, e.g. by seed)")
 
 
 def _mapping(config, key) -> dict:
@@ -247,6 +289,7 @@ def plan_sweep(config: dict) -> Plan:
         sweep = {}
     if not isinstance(sweep, dict):
         raise ConfigError(f"sweep: got {sweep!r}; allowed: a mapping of hyperparameter -> list of values")
+    _check_grid_size(sweep)
     axes: dict[str, list] = {}
     for key, values in sweep.items():
         if key == "seed":
@@ -268,19 +311,25 @@ def plan_sweep(config: dict) -> Plan:
     base = _mapping(config, "hparams")
     check_defaults(config, agent)
     runs, seen, dropped = [], set(), 0
+    points, distinct, index = {}, {}, []  # a point's values do not depend on its seed: worked out once
     names = list(axes)
     for combo in itertools.product(*(axes[n] for n in names)):
         swept = dict(zip(names, combo))
         seed = swept.pop("seed")
-        human = run_values(config, agent, swept)
-        ident = (seed, tuple(sorted(human.items())))
-        if ident in seen:
+        point = tuple(swept.values())
+        if point not in points:
+            human = run_values(config, agent, swept)
+            points[point] = human, tuple(sorted(human.items()))
+        human, ident = points[point]
+        if (seed, ident) in seen:
             dropped += 1
             continue
-        seen.add(ident)
+        seen.add((seed, ident))
+        index.append(distinct.setdefault(ident, len(distinct)))
         runs.append({"run": len(runs), "seed": seed, **human})
 
-    hparams = stack_hparams(make_hparams(agent.HParams, {k: r[k] for k in specs}) for r in runs)
+    hparams = stack_hparams(make_hparams(agent.HParams, dict(ident)) for ident in distinct)
+    hparams = jax.tree.map(lambda x: x[np.asarray(index)], hparams)
     keys = jax.vmap(jax.random.PRNGKey)(np.asarray([r["seed"] for r in runs], np.uint32))
     chunk = _chunk_evals(config, agent.num_evals)
     resolved = _resolved(config, agent, axes, base, chunk)

@@ -125,8 +125,6 @@ def write_policy(path, policy: PolicyArrays, meta: dict, csr_max_density: float 
 
 def export_run(sweep_dir, run: int, out, csr_max_density: float = CSR_MAX_DENSITY) -> dict:
     """Export run `run` of the sweep in `sweep_dir` to `out`; returns the file's metadata."""
-    if not 0.0 <= csr_max_density <= 1.0:
-        raise ConfigError(f"--csr-max-density: got {csr_max_density}; allowed: a number in [0, 1]")
     plan, inputs, step = restore_policy_inputs(sweep_dir, run)
     hp = jax.tree.map(lambda x: x[run], plan.hparams)
     policy = plan.agent.policy_arrays(inputs, hp)

@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+INT32_MAX = int(np.iinfo(np.int32).max)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class ConfigError(ValueError):
@@ -31,6 +33,7 @@ class Field:
     kind: 'float' | 'int' | 'bool' | 'choice'. low/high bound the value (high_open: high
     excluded); choices: allowed names of a 'choice' field (stored as the index). optional: the
     value may be null (None, "unset"), stored as -1 (agents then fall back to another field).
+    A number must be finite and fit its stored int32 or float32.
     """
 
     kind: str
@@ -78,6 +81,8 @@ class Field:
             value = int(value)
         value = float(value) if self.kind == "float" else value
         if isinstance(value, float) and not math.isfinite(value):
+            raise bad
+        if abs(value) > (INT32_MAX if self.kind == "int" else FLOAT32_MAX):  # stored as int32 / float32
             raise bad
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             raise bad

@@ -61,8 +61,8 @@ def parse_bytes(text, where: str = ENV_VAR) -> int:
     value, unit = float(match.group(1)), (match.group(2) or "").lower()
     scale = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12,
              "ki": 2 ** 10, "mi": 2 ** 20, "gi": 2 ** 30, "ti": 2 ** 40}[unit]
-    if value * scale < 1:
-        raise ConfigError(f"{where}: got {text!r}; allowed: a positive size")
+    if not 1 <= value * scale < 1e18:  # (1e400 parses to inf)
+        raise ConfigError(f"{where}: got {text!r}; allowed: a positive size below 1 EB")
     return int(value * scale)
 
 
