@@ -1,42 +1,90 @@
-"""Sweep checkpoints with orbax: the whole batched training state after every chunk.
+"""The sweep directory's checkpoints, its lock and its disk errors.
 
-Saves are synchronous and atomic (orbax commits a finished checkpoint by renaming it), the two
-newest are kept, so a kill at any moment leaves at least one complete checkpoint. The state is
-stored as its flat list of non-empty leaves.
+Checkpoints (orbax): the whole batched training state after every chunk. Saves are synchronous
+and atomic (orbax commits a finished checkpoint by renaming it) and the two newest are kept, so
+a kill at any moment leaves at least one complete checkpoint, and a damaged newest one (a file
+cut short by a full disk or a dying node) leaves an older one to go back to. A checkpoint is
+verified by reading it back: `newest` takes the newest that reads and says, in one line, which
+newer ones did not. The state is stored as its flat list of non-empty leaves.
+
+Lock: one process writes a sweep directory at a time (`SweepLock`). Disk errors: a write that
+fails for want of space or permission becomes one line saying how to go on (`disk_errors`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import gc
 import logging
+import os
+import re
+import sys
 from pathlib import Path
 
 import jax
 import orbax.checkpoint as ocp
 
-logging.getLogger("absl").setLevel(logging.ERROR)
+from .fields import ConfigError
+
+# orbax logs a failed read or write through absl, and leaves the sibling tasks and callbacks of
+# the one that failed to report it again (asyncio's "Task exception was never retrieved", a
+# callback into the event loop orbax has closed): the failure is reported once, by the caller
+logging.getLogger("absl").setLevel(logging.CRITICAL)
+logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+
+
+def _quiet_closed_loop(unraisable, hook=sys.unraisablehook):
+    if not (isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed"):
+        hook(unraisable)
+
+
+sys.unraisablehook = _quiet_closed_loop
+
+LOCK = ".lock"
+"""The lock file in a sweep directory; it holds the PID of the process writing the sweep."""
+SWEEP_FILES = ("config.yaml", "results.csv")
+"""The files that make a directory a sweep that `resume` can continue (a new sweep writes
+results.csv last, atomically)."""
+DISK_ERRORS = {errno.ENOSPC: "free space", errno.EDQUOT: "free space",
+               errno.EROFS: "make it writable", errno.EACCES: "make it writable"}
+"""errno of a failed write that the user can fix -> what to do."""
 
 
 class SweepCheckpoints:
     """Checkpoints of one sweep directory, indexed by the number of chunks done."""
 
     def __init__(self, directory: Path):
+        self.directory = Path(directory).absolute()
         options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
                                                enable_async_checkpointing=False)
-        self.manager = ocp.CheckpointManager(Path(directory).absolute(), options=options,
+        self.manager = ocp.CheckpointManager(self.directory, options=options,
                                              item_handlers=ocp.StandardCheckpointHandler())
+        self.unreadable: set[int] = set()
 
     def latest(self) -> int | None:
-        return self.manager.latest_step()
+        """The newest checkpoint not found unreadable."""
+        return max(set(self.manager.all_steps()) - self.unreadable, default=None)
 
     def save(self, chunks_done: int, state) -> None:
+        """Save; an unreadable checkpoint of the same step (one a resume went back past) is
+        replaced."""
+        if chunks_done in self.unreadable:
+            self.manager.delete(chunks_done)
+            self.unreadable.discard(chunks_done)
         self.manager.save(chunks_done, args=ocp.args.StandardSave(_stored_leaves(state)))
         self.manager.wait_until_finished()
 
-    def saved_runs(self, chunks_done: int) -> int:
-        """Leading (runs) dimension of the checkpoint: the run count padded for its device count."""
-        meta = self.manager.item_metadata(chunks_done)
-        tree = getattr(meta, "tree", meta)
-        return int(tree["0"].shape[0])
+    def saved_runs(self, chunks_done: int) -> int | None:
+        """Leading (runs) dimension of the checkpoint: the run count padded for its device count
+        (None: its metadata does not read; reading the checkpoint then says why)."""
+        try:
+            meta = self.manager.item_metadata(chunks_done)
+            tree = getattr(meta, "tree", meta)
+            return int(tree["0"].shape[0])
+        except Exception:  # noqa: BLE001 -- any damage to the metadata
+            return None
 
     def restore(self, chunks_done: int, like):
         """State saved after `chunks_done` chunks, shaped and placed like `like` (arrays)."""
@@ -46,6 +94,36 @@ class SweepCheckpoints:
         stored = self.manager.restore(chunks_done, args=ocp.args.StandardRestore(abstract))
         return treedef.unflatten([stored.get(str(i), leaf) for i, leaf in enumerate(leaves)])
 
+    def restore_leaves(self, chunks_done: int, indices, sharding) -> dict:
+        """Only the leaves at these flat indices (str) of a checkpoint, placed by `sharding`:
+        a partial read, e.g. a policy without the replay buffer."""
+        args = {i: ocp.ArrayRestoreArgs(sharding=sharding) for i in indices}
+        with ocp.Checkpointer(ocp.PyTreeCheckpointHandler()) as checkpointer:
+            return checkpointer.restore(self.directory / str(chunks_done) / "default", args=ocp.args.PyTreeRestore(
+                dict.fromkeys(indices, 0), restore_args=args, partial_restore=True))
+
+    def newest(self, read, log=print):
+        """(chunks done, read(chunks done)) of the newest checkpoint that `read` reads back
+        (reading it is what verifies it), or (None, None) when there is none. Newer ones that do
+        not read are named in one line and marked unreadable; if none reads, ConfigError."""
+        failed = []
+        for step in sorted(set(self.manager.all_steps()) - self.unreadable, reverse=True):
+            try:
+                value = read(step)
+            except Exception as e:  # noqa: BLE001 -- whatever the damage, the checkpoint is unusable
+                failed.append(f"checkpoint {step} ({_first_line(e)})")
+                self.unreadable.add(step)
+                continue
+            if failed:
+                log(f"unreadable: {'; '.join(failed)} in {self.directory}; going back to checkpoint {step}, "
+                    f"the newest that reads")
+            return step, value
+        if failed:
+            sweep = self.directory.parent
+            raise ConfigError(f"checkpoints: none in {self.directory} reads ({'; '.join(failed)}); to start the "
+                              f"sweep over, remove {self.directory} and run: purejaxsparse resume {sweep}")
+        return None, None
+
     def close(self) -> None:
         self.manager.close()
 
@@ -54,3 +132,95 @@ def _stored_leaves(state) -> dict:
     """The leaves worth storing, by flat index. orbax refuses zero-size arrays (Brax states hold
     some); they carry no data, so restore takes them from the freshly initialised state."""
     return {str(i): x for i, x in enumerate(jax.tree.leaves(state)) if x.size > 0}
+
+
+def _first_line(e: BaseException, width: int = 160) -> str:
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+# -- the sweep directory -----------------------------------------------------------------------
+
+def resumable(directory: Path) -> bool:
+    """Whether `directory` holds a sweep that `purejaxsparse resume` can continue."""
+    return all((Path(directory) / name).is_file() for name in SWEEP_FILES)
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Refuse an --out that exists with anything in it (but a lock file a killed run left)."""
+    if _holds_files(out_dir):
+        raise ConfigError(f"--out: {out_dir} exists and is not empty; choose a new directory "
+                          f"(or continue it with: purejaxsparse resume {out_dir})")
+
+
+def _holds_files(directory: Path) -> bool:
+    """Whether `directory` exists with anything in it but a lock file."""
+    directory = Path(directory)
+    return directory.exists() and (not directory.is_dir() or any(p.name != LOCK for p in directory.iterdir()))
+
+
+class SweepLock:
+    """The one writer of a sweep directory: an exclusive flock on DIR/.lock, which holds the
+    writer's PID. The OS drops the lock when its process ends, however it ends (kill -9 too), so
+    it never goes stale. A second writer gets ConfigError (one line naming the holder) and has
+    written nothing. new: the directory is to hold a new sweep, so must be empty."""
+
+    def __init__(self, directory: Path, new: bool = False):
+        directory = Path(directory)
+        with disk_errors(directory, "writing the lock file"):
+            directory.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(self.fd)
+            raise ConfigError(f"{directory} is being written by process {holder} (a run or resume of this "
+                              f"sweep); one process writes a sweep at a time: wait for it, or stop it") from None
+        try:
+            if new:
+                check_out_dir(directory)
+            with disk_errors(directory, "writing the lock file"):
+                os.ftruncate(self.fd, 0)
+                os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        os.close(self.fd)  # closing the file drops the lock
+
+
+class DiskError(Exception):
+    """A write into a sweep directory failed for want of space or permission; the message is one
+    line: what was being written, and how to go on."""
+
+
+@contextlib.contextmanager
+def disk_errors(directory: Path, doing: str):
+    """Turn a disk error (DISK_ERRORS) raised while `doing` something in the sweep `directory`
+    into a DiskError; the sweep stays resumable (results.csv is cut back to the newest checkpoint
+    and orbax drops an uncommitted one when the sweep resumes)."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 -- filtered by _disk_errno
+        code = _disk_errno(e)
+        if code is None:
+            raise
+        gc.collect()  # finalise the writes orbax abandoned now, not noisily at exit
+        then = (f"run: purejaxsparse resume {directory}" if resumable(directory) else
+                "run the sweep again" + (" with a new --out" if _holds_files(directory) else ""))
+        raise DiskError(f"disk: {os.strerror(code).lower()} while {doing} in {directory}; "
+                        f"{DISK_ERRORS[code]} and {then}") from None
+
+
+def _disk_errno(e: BaseException | None) -> int | None:
+    """The DISK_ERRORS errno of `e` or what caused it: an OSError's, or the one tensorstore (under
+    orbax) writes into its message."""
+    while e is not None:
+        match = re.search(r"os_error_code='(\d+)'", str(e))
+        code = e.errno if isinstance(e, OSError) else int(match.group(1)) if match else None
+        if code in DISK_ERRORS:
+            return code
+        e = e.__cause__ or e.__context__
+    return None

@@ -3,11 +3,13 @@ a numpy-only file, export_writer.py).
 
 Bad input (unknown key/agent/env/method, values or options out of range, malformed YAML or a
 duplicate key, missing file, wrong type, an existing non-empty --out, a sweep whose state does not
-fit the device's memory) prints one line naming the field and what is allowed, exits with code 2,
-and leaves no output directory behind. `run --dry-run` prints the plan and its memory estimate
-and writes nothing. `run` and `resume` end a completed sweep by printing its summary (with how
-many runs diverged) and writing its report, DIR/report/index.html, whose path they print
-(`--no-report`: not).
+fit the device's memory, a sweep directory another process is writing) prints one line naming the
+field and what is allowed, exits with code 2, and leaves no output directory behind. A full or
+read-only disk: one line, exit code 1. SIGINT (Ctrl-C) and SIGTERM: one line, exit code 130 or
+143; either way the sweep stays resumable. `run --dry-run` prints the plan and its memory
+estimate and writes nothing. `run` and `resume` end a completed sweep by printing its summary
+(with how many runs diverged) and writing its report, DIR/report/index.html, whose path they
+print (`--no-report`: not).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 import warnings
 from pathlib import Path
 
+EXIT_DISK = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -107,7 +110,7 @@ def _cmd_run(args) -> int:
     from .config import apply_overrides, load_config, plan_sweep
     from .fields import ConfigError
     from .memory import parse_bytes
-    from .sweep import check_out_dir
+    from .checkpoint import check_out_dir
 
     config_path, overrides = _split_run_args(args.args)
     config_path = config_path or _default_config()
@@ -148,10 +151,11 @@ def _dry_run(plan, device_memory) -> int:
 
 
 def _cmd_resume(args) -> int:
+    from .checkpoint import resumable
     from .config import load_config, plan_sweep
     from .fields import ConfigError
 
-    if not (args.dir / "config.yaml").is_file() or not (args.dir / "results.csv").is_file():
+    if not resumable(args.dir):
         raise ConfigError(f"resume: {args.dir} is not a sweep directory (no config.yaml/results.csv)")
     plan = plan_sweep(load_config(args.dir / "config.yaml"))
     return _train(plan, args.dir, resume=True, progress=not args.no_progress, report=not args.no_report)
@@ -165,17 +169,19 @@ def _is_primary() -> bool:
 def _train(plan, out: Path, resume: bool, progress: bool, report: bool = True, device_memory=None) -> int:
     """Run (or resume) the sweep to its end; then print its summary and write its report."""
     from .analysis.report import summary_table, write_report
+    from .checkpoint import DiskError, resumable
     from .sweep import run_sweep
 
     try:
         stats = run_sweep(plan, out, resume=resume, progress=progress, device_memory=device_memory)
-    except KeyboardInterrupt:
-        if not (out / "config.yaml").is_file():  # stopped while compiling: nothing written yet
-            print("\ninterrupted before the sweep started; nothing was written", file=sys.stderr)
-        else:
-            print(f"\ninterrupted; every finished chunk is saved. Continue with: purejaxsparse resume {out}",
-                  file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except DiskError as e:
+        print(f"purejaxsparse: error: {e}", file=sys.stderr)
+        return EXIT_DISK
+    except KeyboardInterrupt as e:  # sweep.Interrupted: SIGINT or SIGTERM
+        if _is_primary():
+            print(f"interrupted: {out} is resumable: purejaxsparse resume {out}" if resumable(out) else
+                  "interrupted before the sweep started; nothing was written", file=sys.stderr)
+        return getattr(e, "exit_code", EXIT_INTERRUPTED)
     if not _is_primary():
         return 0
     if stats.chunks_run:
@@ -292,6 +298,9 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"purejaxsparse: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # Ctrl-C outside a sweep's chunks (those: _train)
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (FileNotFoundError, ValueError) as e:
         if args.command in ("report", "robustness", "merge"):
             print(f"purejaxsparse: error: {str(e).splitlines()[0]}", file=sys.stderr)

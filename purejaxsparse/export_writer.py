@@ -19,7 +19,6 @@ from pathlib import Path
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
 from .fields import ConfigError
 from .checkpoint import SweepCheckpoints
@@ -35,9 +34,9 @@ a 2-core AMD EPYC (benchmarks/export_latency.py, one observation): scipy's CSR m
 
 # -- reading a sweep ---------------------------------------------------------------------------
 
-def restore_policy_inputs(sweep_dir, run: int) -> tuple[Plan, dict, int]:
+def restore_policy_inputs(sweep_dir, run: int, log=print) -> tuple[Plan, dict, int]:
     """(plan, run `run`'s `agent.policy_inputs` as numpy trees, env steps trained) from the
-    latest checkpoint of a complete sweep; bad input raises ConfigError (one line)."""
+    newest readable checkpoint of a complete sweep; bad input raises ConfigError (one line)."""
     sweep_dir = Path(sweep_dir)
     if not (sweep_dir / "config.yaml").is_file():
         raise ConfigError(f"export: {sweep_dir} is not a sweep directory (no config.yaml)")
@@ -47,31 +46,22 @@ def restore_policy_inputs(sweep_dir, run: int) -> tuple[Plan, dict, int]:
                           f"(0..{plan.num_runs - 1}, runs.csv)")
     if not (sweep_dir / "checkpoints").is_dir():
         raise ConfigError(f"export: {sweep_dir} has no checkpoint (no checkpoints/); run the sweep first")
-    checkpoints = SweepCheckpoints(sweep_dir / "checkpoints")
-    try:
-        done = checkpoints.latest()
-        if done is None:
-            raise ConfigError(f"export: {sweep_dir} has no checkpoint yet; run the sweep first")
-        if done < plan.num_chunks:
-            raise ConfigError(f"export: the sweep in {sweep_dir} is incomplete ({done}/{plan.num_chunks} "
-                              f"chunks); finish it first: purejaxsparse resume {sweep_dir}")
-        padded = checkpoints.saved_runs(done)
-        item_dir = Path(checkpoints.manager.directory) / str(done) / "default"
-    finally:
-        checkpoints.close()
     agent = plan.agent
     shapes = jax.eval_shape(jax.vmap(agent.init), plan.keys, plan.hparams)
     all_leaves = jax.tree.leaves(shapes)
     policy = {id(leaf) for leaf in jax.tree.leaves(agent.policy_inputs(shapes))}
+    wanted = [str(i) for i, leaf in enumerate(all_leaves) if id(leaf) in policy and leaf.size > 0]
     device = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
-    wanted = {}
-    for i, leaf in enumerate(all_leaves):
-        if id(leaf) in policy and leaf.size > 0:
-            wanted[str(i)] = jax.ShapeDtypeStruct((padded, *leaf.shape[1:]), leaf.dtype, sharding=device)
-    restore_args = jax.tree.map(lambda s: ocp.ArrayRestoreArgs(sharding=s.sharding), wanted)
-    with ocp.Checkpointer(ocp.PyTreeCheckpointHandler()) as checkpointer:
-        stored = checkpointer.restore(item_dir.absolute(), args=ocp.args.PyTreeRestore(
-            wanted, restore_args=restore_args, partial_restore=True))
+    checkpoints = SweepCheckpoints(sweep_dir / "checkpoints")
+    try:
+        done, stored = checkpoints.newest(lambda c: checkpoints.restore_leaves(c, wanted, device), log)
+    finally:
+        checkpoints.close()
+    if done is None:
+        raise ConfigError(f"export: {sweep_dir} has no checkpoint yet; run the sweep first")
+    if done < plan.num_chunks:
+        raise ConfigError(f"export: the sweep in {sweep_dir} is incomplete ({done}/{plan.num_chunks} "
+                          f"chunks); finish it first: purejaxsparse resume {sweep_dir}")
     leaves = [np.asarray(stored[str(i)][run]) if str(i) in stored else None for i in range(len(all_leaves))]
     state = jax.tree.unflatten(jax.tree.structure(shapes), leaves)
     return plan, agent.policy_inputs(state), done * plan.chunk_evals * agent.eval_every

@@ -1,8 +1,8 @@
 """Observation-noise robustness (Graesser et al. 2022, Fig 6) of a finished sweep.
 
-Each run's final parameters (the sweep's latest checkpoint) are evaluated with Gaussian noise
-N(0, sigma) added to the observations the policy sees, at evaluation only (on raw 0..255 values
-for pixel observations). Every sigma uses the same episodes (same keys), so differences come
+Each run's final parameters (the sweep's newest readable checkpoint) are evaluated with Gaussian
+noise N(0, sigma) added to the observations the policy sees, at evaluation only (on raw 0..255
+values for pixel observations). Every sigma uses the same episodes (same keys), so differences come
 from the noise alone. The table goes to DIR/report/robustness.csv and the sweep's report page is
 rewritten, so index.html shows robustness.png at once.
 """
@@ -30,15 +30,16 @@ def run_robustness(out_dir, sigmas, episodes: int | None = None, log=print) -> P
         raise ConfigError(f"robustness: {out_dir} is not a sweep directory (no config.yaml)")
     plan = plan_sweep(load_config(out_dir / "config.yaml"))
     agent = plan.agent
+    like = jax.jit(jax.vmap(agent.init))(plan.keys, plan.hparams)
     checkpoints = SweepCheckpoints(out_dir / "checkpoints")
-    latest = checkpoints.latest()
-    if latest is None:
+    try:
+        latest, states = checkpoints.newest(lambda c: checkpoints.restore(c, like), log)
+    finally:
         checkpoints.close()
+    if latest is None:
         raise ConfigError(f"robustness: {out_dir} has no checkpoint yet; let the sweep run first")
     if latest < plan.num_chunks:
         log(f"note: sweep incomplete ({latest}/{plan.num_chunks} chunks): using the latest parameters")
-    states = checkpoints.restore(latest, jax.jit(jax.vmap(agent.init))(plan.keys, plan.hparams))
-    checkpoints.close()
     episodes = episodes or agent.eval_episodes
     keys = jax.vmap(lambda k: jax.random.fold_in(k, 0x5EED))(plan.keys)
     returns_fn = jax.jit(jax.vmap(

@@ -3,16 +3,20 @@
 A host loop calls the compiled chunk (a `lax.scan` over some evaluation periods, vmapped over
 runs) repeatedly; after each chunk it appends the chunk's evaluations to results.csv, saves the
 full batched state with orbax, and moves a progress bar. The runs axis is sharded over every
-visible device (`jax.sharding`), padded to a multiple of the device count. A killed sweep
-resumes from its last checkpoint and ends with exactly the rows of an uninterrupted one.
+visible device (`jax.sharding`), padded to a multiple of the device count. A killed or
+interrupted sweep resumes from its newest readable checkpoint and ends with exactly the rows of
+an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import math
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,7 +27,7 @@ import yaml
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import memory
-from .checkpoint import SweepCheckpoints
+from .checkpoint import SweepCheckpoints, SweepLock, disk_errors
 from .config import Plan
 from .fields import ConfigError, field_specs
 from .results import (DIVERGED_STEP, FINITE, RUN_INFO, append_rows, env_name, result_header, result_rows,
@@ -116,41 +120,57 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
     is the state allocated (initialised, or restored without initialising when resuming) and
     a new sweep's files written. device_memory: bytes (or "80GB") that override the memory
     JAX reports per device (memory.available_memory).
+
+    One writer at a time: process 0 locks out_dir (checkpoint.SweepLock; a resume once its
+    memory is checked, a new sweep before its first write). A resume restores the newest
+    checkpoint that reads back (a complete sweep's final one too, before it is called complete).
+    SIGINT and SIGTERM raise Interrupted (the sweep stays resumable); a full or read-only disk
+    raises checkpoint.DiskError.
     """
     out_dir = Path(out_dir)
     agent = plan.agent
     primary = jax.process_index() == 0
     log = log if primary else (lambda *_: None)
     progress = progress and primary
-    devices = sweep_devices(agent)
-    num_runs, n_dev = plan.num_runs, len(devices)
-    estimate = memory.estimate(plan, device_memory, num_devices=n_dev)
-    memory.check(estimate)
-    sharding = _runs_sharding(devices)
-    keys, hparams = jax.device_put(_pad_runs((plan.keys, plan.hparams), num_runs, n_dev), sharding)
-    # every leaf on the runs axis (init's outputs that are the same for every run, e.g. Adam's
-    # step count, too), so the chunk compiles for, and keeps, one sharding
-    init = jax.jit(jax.vmap(agent.init), out_shardings=sharding)
-    shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                          jax.eval_shape(init, keys, hparams))
-    steps_per_chunk = plan.chunk_evals * agent.eval_every
-    checkpoints, done = None, 0
-    if resume:
-        checkpoints = SweepCheckpoints(out_dir / "checkpoints")
-        done = checkpoints.latest() or 0
-        if done and checkpoints.saved_runs(done) != estimate.padded_runs:
-            checkpoints.close()
-            raise ConfigError(f"resume: the checkpoint holds {checkpoints.saved_runs(done)} runs "
-                              f"(padded for its device count) but {n_dev} device(s) pad to "
-                              f"{estimate.padded_runs}; resume on the device count the sweep started with")
-        if done >= plan.num_chunks:
-            checkpoints.close()
-            if primary:
-                truncate_results(out_dir / "results.csv", done * steps_per_chunk)
-            log(f"sweep in {out_dir} is already complete ({done}/{plan.num_chunks} chunks)")
-            return SweepStats(out_dir, 0, 0.0, 0.0, 0)
+    with contextlib.ExitStack() as held:
+        signals = held.enter_context(_StopOnSignal())
+        devices = sweep_devices(agent)
+        num_runs, n_dev = plan.num_runs, len(devices)
+        estimate = memory.estimate(plan, device_memory, num_devices=n_dev)
+        memory.check(estimate)
+        if resume and primary:
+            held.callback(SweepLock(out_dir).release)
+        sharding = _runs_sharding(devices)
+        keys, hparams = jax.device_put(_pad_runs((plan.keys, plan.hparams), num_runs, n_dev), sharding)
+        # every leaf on the runs axis (init's outputs that are the same for every run, e.g. Adam's
+        # step count, too), so the chunk compiles for, and keeps, one sharding
+        init = jax.jit(jax.vmap(agent.init), out_shardings=sharding)
+        shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+                              jax.eval_shape(init, keys, hparams))
+        # a restore goes straight into the runs sharding: no initial state is allocated beside it
+        # (zero-size leaves are not stored; they come from these empty arrays)
+        like = jax.tree.map(lambda s: jax.device_put(jnp.zeros(s.shape, s.dtype), sharding) if s.size == 0 else s,
+                            shapes)
+        steps_per_chunk = plan.chunk_evals * agent.eval_every
+        checkpoints, done, states = None, 0, None
+        if resume:
+            checkpoints = SweepCheckpoints(out_dir / "checkpoints")
+            held.callback(checkpoints.close)
+            done = checkpoints.latest() or 0
+            saved = checkpoints.saved_runs(done) if done else None
+            if saved is not None and saved != estimate.padded_runs:
+                raise ConfigError(f"resume: the checkpoint holds {saved} runs "
+                                  f"(padded for its device count) but {n_dev} device(s) pad to "
+                                  f"{estimate.padded_runs}; resume on the device count the sweep started with")
+            if done >= plan.num_chunks:  # complete, if its final checkpoint reads back
+                done, states = checkpoints.newest(lambda c: checkpoints.restore(c, like), log)
+                if done >= plan.num_chunks:
+                    if primary:
+                        with disk_errors(out_dir, "writing results.csv"):
+                            truncate_results(out_dir / "results.csv", done * steps_per_chunk)
+                    log(f"sweep in {out_dir} is already complete ({done}/{plan.num_chunks} chunks)")
+                    return SweepStats(out_dir, 0, 0.0, 0.0, 0)
 
-    try:
         log(describe(plan, done))
         log(estimate.table())
         t_compile = time.perf_counter()
@@ -160,35 +180,35 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
         estimate = memory.with_compiled(estimate, compiled)
         log(f"compiled in {compile_seconds:.1f} s" + estimate.temporaries_note())
         memory.check(estimate)
-    except BaseException:
-        if checkpoints is not None:
-            checkpoints.close()
-        raise
 
-    if done:
-        # restore straight into the runs sharding: no initial state is allocated beside it
-        # (zero-size leaves are not stored; they come from these empty arrays)
-        like = jax.tree.map(lambda s: jax.device_put(jnp.zeros(s.shape, s.dtype), sharding) if s.size == 0 else s,
-                            shapes)
-        states = checkpoints.restore(done, like)
-        if not getattr(agent.env, "checkpointable", True):  # EnvPool: the emulators were not saved
-            restart = jax.jit(jax.vmap(agent.resume_episodes), out_shardings=sharding, donate_argnums=0)
-            states = restart(states, jax.vmap(lambda k: jax.random.fold_in(k, done))(keys))
-    else:
-        states = init(keys, hparams)
-    if primary:
-        if resume:
-            truncate_results(out_dir / "results.csv", done * steps_per_chunk)
+        if done and states is None:
+            done, states = checkpoints.newest(lambda c: checkpoints.restore(c, like), log)
+        if done:
+            if not getattr(agent.env, "checkpointable", True):  # EnvPool: the emulators were not saved
+                restart = jax.jit(jax.vmap(agent.resume_episodes), out_shardings=sharding, donate_argnums=0)
+                states = restart(states, jax.vmap(lambda k: jax.random.fold_in(k, done))(keys))
         else:
-            write_sweep_files(plan, out_dir)
-    if checkpoints is None:
-        checkpoints = SweepCheckpoints(out_dir / "checkpoints")
+            states = init(keys, hparams)
+        if primary:
+            with signals.writing():
+                if resume:
+                    with disk_errors(out_dir, "writing results.csv"):
+                        truncate_results(out_dir / "results.csv", done * steps_per_chunk)
+                else:
+                    held.callback(SweepLock(out_dir, new=True).release)
+                    with disk_errors(out_dir, "writing the sweep files"):
+                        write_sweep_files(plan, out_dir)
+        if checkpoints is None:
+            with disk_errors(out_dir, "creating checkpoints/"):
+                checkpoints = SweepCheckpoints(out_dir / "checkpoints")
+            held.callback(checkpoints.close)
 
-    bar = _progress(progress, total=num_runs * agent.total_steps, initial=done * num_runs * steps_per_chunk,
-                    desc=f"{num_runs} runs, env steps")
-    t_run, chunks_run = time.perf_counter(), 0
-    first_bad = _recorded_divergence(out_dir / "results.csv", num_runs) if done else np.full(num_runs, -1)
-    try:
+        bar = _progress(progress, total=num_runs * agent.total_steps, initial=done * num_runs * steps_per_chunk,
+                        desc=f"{num_runs} runs, env steps")
+        if bar is not None:
+            held.callback(bar.close)
+        t_run, chunks_run = time.perf_counter(), 0
+        first_bad = _recorded_divergence(out_dir / "results.csv", num_runs) if done else np.full(num_runs, -1)
         for c in range(done, plan.num_chunks):
             t0 = jnp.int32(c * plan.chunk_evals * agent.iterations_per_eval)
             states, metrics = compiled(states, hparams, t0)
@@ -199,10 +219,13 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
             first_bad = _first_divergence(first_bad, metrics)
             metrics[DIVERGED_STEP] = np.where((first_bad[:, None] >= 0) & (metrics["step"] >= first_bad[:, None]),
                                               first_bad[:, None], -1)
-            if primary:
-                append_rows(out_dir / "results.csv",
-                            result_rows(plan.runs, env_name(plan.config), agent.name, metrics, _row_metrics(agent)))
-            checkpoints.save(c + 1, states)
+            with signals.writing():
+                if primary:
+                    with disk_errors(out_dir, "writing results.csv"):
+                        append_rows(out_dir / "results.csv", result_rows(plan.runs, env_name(plan.config), agent.name,
+                                                                         metrics, _row_metrics(agent)))
+                with disk_errors(out_dir, f"saving checkpoint {c + 1}"):
+                    checkpoints.save(c + 1, states)
             chunks_run += 1
             if bar is not None:
                 bar.update(num_runs * steps_per_chunk)
@@ -210,13 +233,52 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
                                     f"mean return {float(np.mean(metrics['eval_return'][:, -1])):.1f}")
             if max_chunks is not None and chunks_run >= max_chunks:
                 break
-    finally:
-        if bar is not None:
-            bar.close()
-        checkpoints.close()
     run_seconds = time.perf_counter() - t_run
     return SweepStats(out_dir, chunks_run, compile_seconds, run_seconds,
                       chunks_run * num_runs * steps_per_chunk)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT (Ctrl-C) or SIGTERM (what SLURM and Kubernetes send before they kill) ended a sweep;
+    every chunk it finished is saved. exit_code: 128 + the signal's number, as a shell reports it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = 128 + signum
+
+
+class _StopOnSignal:
+    """SIGINT and SIGTERM raise Interrupted: at once while the sweep computes (the chunk is
+    abandoned, and runs again on resume), and after the write in progress while it writes (so
+    orbax's save is never cut short). Installed from the main thread only (signal's rule)."""
+
+    def __init__(self):
+        self.busy, self.pending, self.previous = False, None, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum, frame):
+        if self.busy:
+            self.pending = signum
+        else:
+            raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def writing(self):
+        self.busy = True
+        try:
+            yield
+        finally:
+            self.busy = False
+        if self.pending is not None:
+            raise Interrupted(self.pending)
 
 
 def _row_metrics(agent) -> tuple[str, ...]:
@@ -251,9 +313,3 @@ def _progress(enabled: bool, total: int, initial: int, desc: str):
     from tqdm.auto import tqdm
     return tqdm(total=total, initial=initial, unit="step", unit_scale=True, desc=desc,
                 file=sys.stderr, dynamic_ncols=True, smoothing=0.3)
-
-
-def check_out_dir(out_dir: Path) -> None:
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ConfigError(f"--out: {out_dir} exists and is not empty; choose a new directory "
-                          f"(or continue it with: purejaxsparse resume {out_dir})")

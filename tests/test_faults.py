@@ -1,6 +1,13 @@
-"""Faults a sweep meets on a cluster: bad options or YAML. Each ends in one line (exit 2, nothing
-changed); never in a traceback."""
+"""Faults a sweep meets on a cluster: a damaged newest checkpoint, none readable, a second writer,
+a full disk, SIGTERM, and bad options or YAML. Each ends in a sweep whose results.csv equals an
+uninterrupted one, or in one line (exit 2, nothing changed); never in a traceback."""
 
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -9,10 +16,13 @@ import yaml
 
 from conftest import tiny_sweep_config
 from purejaxsparse import sweep
+from purejaxsparse.checkpoint import LOCK, SweepCheckpoints, SweepLock
 from purejaxsparse.cli import main
 from purejaxsparse.config import plan_sweep
 
 CONFIG = tiny_sweep_config(total_steps=1600, chunk_evals=1, sweep={"seed": 1, "method": ["dense", "set"]})
+CHUNKS = 8
+CLI = [sys.executable, "-m", "purejaxsparse.cli"]
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +36,135 @@ def finished(tmp_path_factory):
 
 
 def files(directory: Path) -> dict:
-    """Every file of a sweep directory, by relative path: its bytes."""
-    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+    """Every file of a sweep directory but its lock, by relative path: its bytes."""
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*"))
+            if p.is_file() and p.name != LOCK}
+
+
+def damage(checkpoint: Path) -> None:
+    """Cut every file of a checkpoint to half its size, as a full disk or a dying node leaves them."""
+    for p in checkpoint.rglob("*"):
+        if p.is_file():
+            os.truncate(p, p.stat().st_size // 2)
 
 
 def one_line(text: str) -> str:
     lines = text.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in text, text
     return lines[0]
+
+
+def test_damaged_newest_checkpoint_falls_back(finished, tmp_path, capsys):
+    ref, _ = finished
+    out = tmp_path / "s"
+    shutil.copytree(ref, out)
+    damage(out / "checkpoints" / str(CHUNKS))
+    # export reads the policy alone, and finds the sweep's final parameters gone
+    assert main(["export", str(out), "--run", "0", "--out", str(tmp_path / "p.npz")]) == 2
+    printed = capsys.readouterr()
+    assert f"unreadable: checkpoint {CHUNKS} (" in printed.out
+    assert f"incomplete ({CHUNKS - 1}/{CHUNKS} chunks)" in one_line(printed.err)
+    # resume goes back to the newest checkpoint that reads, redoes the last chunk, and ends with
+    # the rows of the uninterrupted sweep
+    assert main(["resume", str(out), "--no-progress", "--no-report"]) == 0
+    printed = capsys.readouterr()
+    assert f"going back to checkpoint {CHUNKS - 1}" in printed.out and "Traceback" not in printed.err
+    assert (out / "results.csv").read_text() == (ref / "results.csv").read_text()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [str(CHUNKS - 1), str(CHUNKS)]
+
+
+def test_no_readable_checkpoint_is_one_line_and_changes_nothing(finished, tmp_path, capsys):
+    ref, _ = finished
+    out = tmp_path / "s"
+    shutil.copytree(ref, out)
+    for step in (CHUNKS - 1, CHUNKS):
+        damage(out / "checkpoints" / str(step))
+    before = files(out)
+    for argv in (["resume", str(out), "--no-progress"], ["robustness", str(out), "--sigma", "0"],
+                 ["export", str(out), "--run", "0", "--out", str(tmp_path / "p.npz")]):
+        assert main(argv) == 2, argv
+        err = one_line(capsys.readouterr().err)
+        assert "none in" in err and f"purejaxsparse resume {out}" in err, err
+    assert files(out) == before and not (tmp_path / "p.npz").exists()
+
+
+def test_second_writer_is_refused_and_the_lock_dies_with_its_holder(finished, tmp_path, capsys):
+    ref, _ = finished
+    out = tmp_path / "s"
+    shutil.copytree(ref, out)
+    before = files(out)
+    holder = subprocess.Popen(CLI[:1] + ["-c", "import sys, time\nfrom purejaxsparse.checkpoint import SweepLock\n"
+                                         "SweepLock(sys.argv[1])\nprint('locked', flush=True)\ntime.sleep(300)",
+                                         str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"locked\n", holder.stderr.read().decode()[-2000:]
+        t0 = time.perf_counter()
+        assert main(["resume", str(out), "--no-progress", "--no-report"]) == 2
+        assert time.perf_counter() - t0 < 30  # at once: before anything compiles
+        assert f"process {holder.pid}" in one_line(capsys.readouterr().err)
+        assert files(out) == before  # rows intact
+    finally:
+        holder.kill()  # kill -9
+        holder.wait()
+    SweepLock(out).release()  # the OS dropped the dead holder's lock
+
+
+# the CLI quiets orbax's callbacks into its closed event loop (checkpoint.py); pytest swaps in its
+# own sys.unraisablehook while a test runs, which reports them instead
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_full_disk_is_one_line_and_stays_resumable(finished, tmp_path, capfd, monkeypatch):
+    """On a small tmpfs when root may mount one, else with a writer that raises ENOSPC."""
+    ref, path = finished
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    used = [sum(p.stat().st_blocks * 512 for p in paths if p.is_file())
+            for paths in (ref.iterdir(), (ref / "checkpoints" / str(CHUNKS)).rglob("*"))]
+    size = (used[0] + used[1] * 3 // 2) // 4096 * 4096  # room for the sweep files and one checkpoint, not two
+    mounted = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], capture_output=True).returncode == 0
+    if not mounted:
+        save = SweepCheckpoints.save
+
+        def full(self, chunks_done, state):
+            if chunks_done == 2:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            save(self, chunks_done, state)
+        monkeypatch.setattr(SweepCheckpoints, "save", full)
+    out = disk / "s"
+    try:
+        assert main(["run", str(path), "--out", str(out), "--no-progress", "--no-report"]) == 1
+        err = one_line(capfd.readouterr().err)
+        assert err.startswith("purejaxsparse: error: disk: no space left on device while ") and \
+            err.endswith(f"; free space and run: purejaxsparse resume {out}"), err
+        if mounted:
+            subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        else:
+            monkeypatch.undo()
+        assert main(["resume", str(out), "--no-progress", "--no-report"]) == 0
+        assert (out / "results.csv").read_text() == (ref / "results.csv").read_text()
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_sigterm_mid_chunk_then_resume(finished, tmp_path):
+    ref, path = finished
+    out = tmp_path / "s"
+    proc = subprocess.Popen(CLI + ["run", str(path), "--out", str(out), "--no-progress", "--no-report"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "results.csv").is_file() and len((out / "results.csv").read_text().splitlines()) > 1:
+            break  # chunk 1's rows are written: its checkpoint is being saved, or chunk 2 runs
+        time.sleep(0.01)
+    was_running = proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert was_running, "the sweep ended before it could be stopped"
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert one_line(err.decode()) == f"interrupted: {out} is resumable: purejaxsparse resume {out}"
+    assert main(["resume", str(out), "--no-progress", "--no-report"]) == 0
+    assert (out / "results.csv").read_text() == (ref / "results.csv").read_text()
 
 
 BAD = [  # (argv after the command, the flag or field the one line must name)
