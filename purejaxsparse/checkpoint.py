@@ -52,16 +52,36 @@ DISK_ERRORS = {errno.ENOSPC: "free space", errno.EDQUOT: "free space",
 """errno of a failed write that the user can fix -> what to do."""
 
 
-class SweepCheckpoints:
-    """Checkpoints of one sweep directory, indexed by the number of chunks done."""
+def state_layout(state) -> str:
+    """Each leaf's path, per-run shape and dtype, a line each: what a checkpoint's flat leaves must
+    match to be restored into `state` (runs axis first; its length, the run count, is left out)."""
+    return "".join(f"{jax.tree_util.keystr(path)} {tuple(leaf.shape[1:])} {leaf.dtype}\n"
+                   for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0])
 
-    def __init__(self, directory: Path):
+
+class SweepCheckpoints:
+    """Checkpoints of one sweep directory, indexed by the number of chunks done.
+
+    With `like` (the batched state, arrays or shapes) the layout of the state it saves is kept
+    beside the checkpoints (DIR/state_layout.txt), and checkpoints of another layout (written by
+    a purejaxsparse whose agents hold their state differently) are refused in one line instead
+    of being restored leaf by leaf into the wrong places."""
+
+    def __init__(self, directory: Path, like=None):
         self.directory = Path(directory).absolute()
         options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
                                                enable_async_checkpointing=False)
         self.manager = ocp.CheckpointManager(self.directory, options=options,
                                              item_handlers=ocp.StandardCheckpointHandler())
         self.unreadable: set[int] = set()
+        self.layout = None if like is None else state_layout(like)
+        layout_file = self.directory.parent / "state_layout.txt"
+        if (self.layout is not None and self.manager.all_steps() and layout_file.is_file()
+                and layout_file.read_text() != self.layout):
+            self.manager.close()
+            raise ConfigError(f"checkpoints: {self.directory} holds a state of another layout than this "
+                              f"purejaxsparse builds (saved by another version); resume with the version that "
+                              f"wrote it, or remove {self.directory} and resume to start the sweep over")
 
     def latest(self) -> int | None:
         """The newest checkpoint not found unreadable."""
@@ -75,6 +95,9 @@ class SweepCheckpoints:
             self.unreadable.discard(chunks_done)
         self.manager.save(chunks_done, args=ocp.args.StandardSave(_stored_leaves(state)))
         self.manager.wait_until_finished()
+        layout_file = self.directory.parent / "state_layout.txt"
+        if self.layout is not None and not (layout_file.is_file() and layout_file.read_text() == self.layout):
+            layout_file.write_text(self.layout)
 
     def saved_runs(self, chunks_done: int) -> int | None:
         """Leading (runs) dimension of the checkpoint: the run count padded for its device count
@@ -120,8 +143,9 @@ class SweepCheckpoints:
             return step, value
         if failed:
             sweep = self.directory.parent
-            raise ConfigError(f"checkpoints: none in {self.directory} reads ({'; '.join(failed)}); to start the "
-                              f"sweep over, remove {self.directory} and run: purejaxsparse resume {sweep}")
+            raise ConfigError(f"checkpoints: none in {self.directory} reads ({'; '.join(failed)}); if another "
+                              f"purejaxsparse version saved them, resume with it; to start the sweep over, "
+                              f"remove {self.directory} and run: purejaxsparse resume {sweep}")
         return None, None
 
     def close(self) -> None:

@@ -52,7 +52,7 @@ def restore_policy_inputs(sweep_dir, run: int, log=print) -> tuple[Plan, dict, i
     policy = {id(leaf) for leaf in jax.tree.leaves(agent.policy_inputs(shapes))}
     wanted = [str(i) for i, leaf in enumerate(all_leaves) if id(leaf) in policy and leaf.size > 0]
     device = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
-    checkpoints = SweepCheckpoints(sweep_dir / "checkpoints")
+    checkpoints = SweepCheckpoints(sweep_dir / "checkpoints", like=shapes)
     try:
         done, stored = checkpoints.newest(lambda c: checkpoints.restore_leaves(c, wanted, device), log)
     finally:

@@ -31,7 +31,7 @@ def run_robustness(out_dir, sigmas, episodes: int | None = None, log=print) -> P
     plan = plan_sweep(load_config(out_dir / "config.yaml"))
     agent = plan.agent
     like = jax.jit(jax.vmap(agent.init))(plan.keys, plan.hparams)
-    checkpoints = SweepCheckpoints(out_dir / "checkpoints")
+    checkpoints = SweepCheckpoints(out_dir / "checkpoints", like=like)
     try:
         latest, states = checkpoints.newest(lambda c: checkpoints.restore(c, like), log)
     finally:

@@ -154,7 +154,7 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
         steps_per_chunk = plan.chunk_evals * agent.eval_every
         checkpoints, done, states = None, 0, None
         if resume:
-            checkpoints = SweepCheckpoints(out_dir / "checkpoints")
+            checkpoints = SweepCheckpoints(out_dir / "checkpoints", like=shapes)
             held.callback(checkpoints.close)
             done = checkpoints.latest() or 0
             saved = checkpoints.saved_runs(done) if done else None
@@ -200,7 +200,7 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
                         write_sweep_files(plan, out_dir)
         if checkpoints is None:
             with disk_errors(out_dir, "creating checkpoints/"):
-                checkpoints = SweepCheckpoints(out_dir / "checkpoints")
+                checkpoints = SweepCheckpoints(out_dir / "checkpoints", like=shapes)
             held.callback(checkpoints.close)
 
         bar = _progress(progress, total=num_runs * agent.total_steps, initial=done * num_runs * steps_per_chunk,

@@ -88,6 +88,26 @@ def test_no_readable_checkpoint_is_one_line_and_changes_nothing(finished, tmp_pa
     assert files(out) == before and not (tmp_path / "p.npz").exists()
 
 
+def test_checkpoints_of_another_state_layout_are_refused(finished, tmp_path, capsys):
+    """Checkpoints whose state another version laid out (fields moved, leaves reordered) are
+    refused by resume, robustness and export in one line, not restored leaf by leaf into the
+    wrong places."""
+    ref, _ = finished
+    out = tmp_path / "s"
+    shutil.copytree(ref, out)
+    layout = (out / "state_layout.txt").read_text()
+    assert ".opt_state.masks['params']['layer_0']['kernel'] (4, 16) bool" in layout  # a leaf per line
+    lines = layout.splitlines()
+    (out / "state_layout.txt").write_text("\n".join(lines[1:] + lines[:1]) + "\n")  # the same leaves, reordered
+    before = files(out)
+    for argv in (["resume", str(out), "--no-progress"], ["robustness", str(out), "--sigma", "0"],
+                 ["export", str(out), "--run", "0", "--out", str(tmp_path / "p.npz")]):
+        assert main(argv) == 2, argv
+        err = one_line(capsys.readouterr().err)
+        assert "another layout" in err and f"remove {out / 'checkpoints'}" in err, err
+    assert files(out) == before and not (tmp_path / "p.npz").exists()
+
+
 def test_second_writer_is_refused_and_the_lock_dies_with_its_holder(finished, tmp_path, capsys):
     ref, _ = finished
     out = tmp_path / "s"
