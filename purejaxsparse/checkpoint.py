@@ -75,9 +75,9 @@ class SweepCheckpoints:
                                              item_handlers=ocp.StandardCheckpointHandler())
         self.unreadable: set[int] = set()
         self.layout = None if like is None else state_layout(like)
-        layout_file = self.directory.parent / "state_layout.txt"
-        if (self.layout is not None and self.manager.all_steps() and layout_file.is_file()
-                and layout_file.read_text() != self.layout):
+        self.layout_file = self.directory.parent / "state_layout.txt"
+        if (self.layout is not None and self.manager.all_steps() and self.layout_file.is_file()
+                and self.layout_file.read_text() != self.layout):
             self.manager.close()
             raise ConfigError(f"checkpoints: {self.directory} holds a state of another layout than this "
                               f"purejaxsparse builds (saved by another version); resume with the version that "
@@ -95,9 +95,9 @@ class SweepCheckpoints:
             self.unreadable.discard(chunks_done)
         self.manager.save(chunks_done, args=ocp.args.StandardSave(_stored_leaves(state)))
         self.manager.wait_until_finished()
-        layout_file = self.directory.parent / "state_layout.txt"
-        if self.layout is not None and not (layout_file.is_file() and layout_file.read_text() == self.layout):
-            layout_file.write_text(self.layout)
+        if self.layout is not None and not (self.layout_file.is_file()
+                                            and self.layout_file.read_text() == self.layout):
+            self.layout_file.write_text(self.layout)
 
     def saved_runs(self, chunks_done: int) -> int | None:
         """Leading (runs) dimension of the checkpoint: the run count padded for its device count

@@ -54,6 +54,18 @@ def one_line(text: str) -> str:
     return lines[0]
 
 
+def refused_by_every_reader(out: Path, tmp_path: Path, capsys, *says: str) -> None:
+    """resume, robustness and export of `out` each end in one line (exit 2) containing `says`,
+    and change nothing."""
+    before = files(out)
+    for argv in (["resume", str(out), "--no-progress"], ["robustness", str(out), "--sigma", "0"],
+                 ["export", str(out), "--run", "0", "--out", str(tmp_path / "p.npz")]):
+        assert main(argv) == 2, argv
+        err = one_line(capsys.readouterr().err)
+        assert all(text in err for text in says), err
+    assert files(out) == before and not (tmp_path / "p.npz").exists()
+
+
 def test_damaged_newest_checkpoint_falls_back(finished, tmp_path, capsys):
     ref, _ = finished
     out = tmp_path / "s"
@@ -79,13 +91,7 @@ def test_no_readable_checkpoint_is_one_line_and_changes_nothing(finished, tmp_pa
     shutil.copytree(ref, out)
     for step in (CHUNKS - 1, CHUNKS):
         damage(out / "checkpoints" / str(step))
-    before = files(out)
-    for argv in (["resume", str(out), "--no-progress"], ["robustness", str(out), "--sigma", "0"],
-                 ["export", str(out), "--run", "0", "--out", str(tmp_path / "p.npz")]):
-        assert main(argv) == 2, argv
-        err = one_line(capsys.readouterr().err)
-        assert "none in" in err and f"purejaxsparse resume {out}" in err, err
-    assert files(out) == before and not (tmp_path / "p.npz").exists()
+    refused_by_every_reader(out, tmp_path, capsys, "none in", f"purejaxsparse resume {out}")
 
 
 def test_checkpoints_of_another_state_layout_are_refused(finished, tmp_path, capsys):
@@ -99,13 +105,7 @@ def test_checkpoints_of_another_state_layout_are_refused(finished, tmp_path, cap
     assert ".opt_state.masks['params']['layer_0']['kernel'] (4, 16) bool" in layout  # a leaf per line
     lines = layout.splitlines()
     (out / "state_layout.txt").write_text("\n".join(lines[1:] + lines[:1]) + "\n")  # the same leaves, reordered
-    before = files(out)
-    for argv in (["resume", str(out), "--no-progress"], ["robustness", str(out), "--sigma", "0"],
-                 ["export", str(out), "--run", "0", "--out", str(tmp_path / "p.npz")]):
-        assert main(argv) == 2, argv
-        err = one_line(capsys.readouterr().err)
-        assert "another layout" in err and f"remove {out / 'checkpoints'}" in err, err
-    assert files(out) == before and not (tmp_path / "p.npz").exists()
+    refused_by_every_reader(out, tmp_path, capsys, "another layout", f"remove {out / 'checkpoints'}")
 
 
 def test_second_writer_is_refused_and_the_lock_dies_with_its_holder(finished, tmp_path, capsys):
