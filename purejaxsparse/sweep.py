@@ -107,7 +107,7 @@ def describe(plan: Plan, done: int = 0) -> str:
 
 
 def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = True,
-              max_chunks: int | None = None, log=print, device_memory=None) -> SweepStats:
+              max_chunks: int | None = None, log=print, device_memory=None, on_chunk=None) -> SweepStats:
     """Train every run of `plan`, writing into `out_dir` (new, or an existing sweep to resume).
 
     max_chunks: stop after this many chunks in this call (the sweep stays resumable).
@@ -126,6 +126,10 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
     checkpoint that reads back (a complete sweep's final one too, before it is called complete).
     SIGINT and SIGTERM raise Interrupted (the sweep stays resumable); a full or read-only disk
     raises checkpoint.DiskError.
+
+    on_chunk(rows, chunks_done, env_steps_per_second): called on process 0 after each chunk is
+    written and checkpointed, with the chunk's results.csv rows as dicts (header -> value) and the
+    chunk's env steps per second over all runs (e.g. to log them live); it never sees the program.
     """
     out_dir = Path(out_dir)
     agent = plan.agent
@@ -210,7 +214,7 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
         t_run, chunks_run = time.perf_counter(), 0
         first_bad = _recorded_divergence(out_dir / "results.csv", num_runs) if done else np.full(num_runs, -1)
         for c in range(done, plan.num_chunks):
-            t0 = jnp.int32(c * plan.chunk_evals * agent.iterations_per_eval)
+            t0, t_chunk = jnp.int32(c * plan.chunk_evals * agent.iterations_per_eval), time.perf_counter()
             states, metrics = compiled(states, hparams, t0)
             if jax.process_count() > 1:  # multi-host: every process fetches all runs' metrics
                 from jax.experimental import multihost_utils
@@ -219,13 +223,17 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
             first_bad = _first_divergence(first_bad, metrics)
             metrics[DIVERGED_STEP] = np.where((first_bad[:, None] >= 0) & (metrics["step"] >= first_bad[:, None]),
                                               first_bad[:, None], -1)
+            rows = result_rows(plan.runs, env_name(plan.config), agent.name, metrics, _row_metrics(agent))
             with signals.writing():
                 if primary:
                     with disk_errors(out_dir, "writing results.csv"):
-                        append_rows(out_dir / "results.csv", result_rows(plan.runs, env_name(plan.config), agent.name,
-                                                                         metrics, _row_metrics(agent)))
+                        append_rows(out_dir / "results.csv", rows)
                 with disk_errors(out_dir, f"saving checkpoint {c + 1}"):
                     checkpoints.save(c + 1, states)
+                if on_chunk is not None and primary:
+                    header = result_header(_row_metrics(agent))
+                    on_chunk([dict(zip(header, row)) for row in rows], c + 1,
+                             num_runs * steps_per_chunk / (time.perf_counter() - t_chunk))
             chunks_run += 1
             if bar is not None:
                 bar.update(num_runs * steps_per_chunk)
