@@ -134,7 +134,7 @@ class Chunks:
         self.steps_per_chunk = chunk_evals * agent.eval_every          # env steps per run
         self.iters_per_chunk = chunk_evals * agent.iterations_per_eval
         if batched:
-            self._fn = sweep._chunk_function(agent, chunk_evals)
+            self._fn = sweep.chunk_function(agent, chunk_evals)
             self._init = jax.jit(jax.vmap(agent.init))
         else:
             self._fn = jax.jit(lambda s, h, t0: agent.run(s, h, t0, chunk_evals), donate_argnums=0)

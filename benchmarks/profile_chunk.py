@@ -1,7 +1,7 @@
 """Where a sweep chunk's time goes: one compiled chunk of a config, traced with jax.profiler.
 
 Plans the sweep as `purejaxsparse run` does, initialises its runs on one device and compiles
-the engine's own chunk function (`purejaxsparse.sweep._chunk_function`: jit of vmap of
+the engine's own chunk function (`purejaxsparse.sweep.chunk_function`: jit of vmap of
 `agent.run`, state donated). Runs the chunks that fill the replay buffer untimed, times the
 next chunk, then runs one more under `jax.profiler.trace` and writes to OUT (an environment
 variable; default ./gpu_out):
@@ -162,7 +162,7 @@ def main(argv=None):
     # every device, which on one device is the same program)
     keys, hparams = plan.keys, plan.hparams
     states = jax.jit(jax.vmap(agent.init))(keys, hparams)
-    chunk = sweep._chunk_function(agent, plan.chunk_evals)
+    chunk = sweep.chunk_function(agent, plan.chunk_evals)
     t = time.perf_counter()
     lowered = chunk.lower(states, hparams, jnp.int32(0))
     compiled = lowered.compile()

@@ -110,7 +110,7 @@ def _cmd_run(args) -> int:
     from .config import apply_overrides, load_config, plan_sweep
     from .fields import ConfigError
     from .memory import parse_bytes
-    from .checkpoint import check_out_dir
+    from .store import check_out_dir
 
     config_path, overrides = _split_run_args(args.args)
     config_path = config_path or _default_config()
@@ -151,13 +151,9 @@ def _dry_run(plan, device_memory) -> int:
 
 
 def _cmd_resume(args) -> int:
-    from .checkpoint import resumable
-    from .config import load_config, plan_sweep
-    from .fields import ConfigError
+    from .store import SweepDir
 
-    if not resumable(args.dir):
-        raise ConfigError(f"resume: {args.dir} is not a sweep directory (no config.yaml/results.csv)")
-    plan = plan_sweep(load_config(args.dir / "config.yaml"))
+    plan = SweepDir(args.dir).plan("resume", resumable=True)
     return _train(plan, args.dir, resume=True, progress=not args.no_progress, report=not args.no_report)
 
 
@@ -169,7 +165,7 @@ def _is_primary() -> bool:
 def _train(plan, out: Path, resume: bool, progress: bool, report: bool = True, device_memory=None) -> int:
     """Run (or resume) the sweep to its end; then print its summary and write its report."""
     from .analysis.report import summary_table, write_report
-    from .checkpoint import DiskError, resumable
+    from .store import DiskError, resumable
     from .sweep import run_sweep
 
     try:

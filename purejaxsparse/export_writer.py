@@ -8,7 +8,7 @@ kernels and biases, and writes each kernel as CSR when its density is at most
 `purejaxsparse/export.py` (numpy and scipy.sparse, no JAX) loads and runs it.
 
 Only the policy's leaves are read from the checkpoint (orbax partial restore by the flat leaf
-index that checkpoint.py stores them under), so a sweep with large replay buffers exports
+index that store.py stores them under), so a sweep with large replay buffers exports
 without loading them. Only a complete sweep exports (its final parameters); MLP policies only.
 """
 
@@ -21,11 +21,11 @@ import jax
 import numpy as np
 
 from .fields import ConfigError
-from .checkpoint import SweepCheckpoints
-from .config import Plan, load_config, plan_sweep
+from .config import Plan
 from .export import FORMAT, VERSION
 from .policy_arrays import PolicyArrays
 from .results import env_name
+from .store import SweepDir
 
 CSR_MAX_DENSITY = 0.1
 """Default: a kernel is stored as CSR when at most this fraction of it is non-zero. Measured on
@@ -37,34 +37,21 @@ a 2-core AMD EPYC (benchmarks/export_latency.py, one observation): scipy's CSR m
 def restore_policy_inputs(sweep_dir, run: int, log=print) -> tuple[Plan, dict, int]:
     """(plan, run `run`'s `agent.policy_inputs` as numpy trees, env steps trained) from the
     newest readable checkpoint of a complete sweep; bad input raises ConfigError (one line)."""
-    sweep_dir = Path(sweep_dir)
-    if not (sweep_dir / "config.yaml").is_file():
-        raise ConfigError(f"export: {sweep_dir} is not a sweep directory (no config.yaml)")
-    plan = plan_sweep(load_config(sweep_dir / "config.yaml"))
+    store = SweepDir(sweep_dir)
+    plan = store.plan("export")
     if not 0 <= run < plan.num_runs:
         raise ConfigError(f"export: --run {run}: no such run; the sweep has {plan.num_runs} runs "
                           f"(0..{plan.num_runs - 1}, runs.csv)")
-    if not (sweep_dir / "checkpoints").is_dir():
-        raise ConfigError(f"export: {sweep_dir} has no checkpoint (no checkpoints/); run the sweep first")
-    agent = plan.agent
-    shapes = jax.eval_shape(jax.vmap(agent.init), plan.keys, plan.hparams)
-    all_leaves = jax.tree.leaves(shapes)
-    policy = {id(leaf) for leaf in jax.tree.leaves(agent.policy_inputs(shapes))}
-    wanted = [str(i) for i, leaf in enumerate(all_leaves) if id(leaf) in policy and leaf.size > 0]
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
-    checkpoints = SweepCheckpoints(sweep_dir / "checkpoints", like=shapes)
-    try:
-        done, stored = checkpoints.newest(lambda c: checkpoints.restore_leaves(c, wanted, device), log)
-    finally:
-        checkpoints.close()
+    if not (store.path / "checkpoints").is_dir():
+        raise ConfigError(f"export: {store.path} has no checkpoint (no checkpoints/); run the sweep first")
+    shapes = jax.eval_shape(jax.vmap(plan.agent.init), plan.keys, plan.hparams)
+    done, inputs = store.restore_run(shapes, plan.agent.policy_inputs, run, log)
     if done is None:
-        raise ConfigError(f"export: {sweep_dir} has no checkpoint yet; run the sweep first")
+        raise ConfigError(f"export: {store.path} has no checkpoint yet; run the sweep first")
     if done < plan.num_chunks:
-        raise ConfigError(f"export: the sweep in {sweep_dir} is incomplete ({done}/{plan.num_chunks} "
-                          f"chunks); finish it first: purejaxsparse resume {sweep_dir}")
-    leaves = [np.asarray(stored[str(i)][run]) if str(i) in stored else None for i in range(len(all_leaves))]
-    state = jax.tree.unflatten(jax.tree.structure(shapes), leaves)
-    return plan, agent.policy_inputs(state), done * plan.chunk_evals * agent.eval_every
+        raise ConfigError(f"export: the sweep in {store.path} is incomplete ({done}/{plan.num_chunks} "
+                          f"chunks); finish it first: purejaxsparse resume {store.path}")
+    return plan, inputs, done * plan.chunk_evals * plan.agent.eval_every
 
 
 # -- writing -----------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import jax
 
 from .agents.base import STATE_GROUPS
 from .fields import ConfigError
+from .store import padded_runs
 
 CATEGORIES = STATE_GROUPS
 SAFETY = 0.9
@@ -123,12 +124,12 @@ class MemoryEstimate:
         return sum(self.per_run.values())
 
     @property
-    def runs_per_device(self) -> int:
-        return math.ceil(self.num_runs / self.num_devices)
+    def padded_runs(self) -> int:
+        return padded_runs(self.num_runs, self.num_devices)
 
     @property
-    def padded_runs(self) -> int:
-        return self.runs_per_device * self.num_devices
+    def runs_per_device(self) -> int:
+        return self.padded_runs // self.num_devices
 
     @property
     def total_bytes(self) -> int:
@@ -166,7 +167,7 @@ class MemoryEstimate:
         """A few lines: per run and total by category, the memory available, the runs that fit."""
         runs = f"x {_runs(self.num_runs)}" + (f" ({self.padded_runs} padded)" if self.padded_runs != self.num_runs else "")
         width = max(10, len(runs))
-        lines = [f"memory of the sweep state (before compiling; the chunk's temporaries come on top):",
+        lines = ["memory of the sweep state (before compiling; the chunk's temporaries come on top):",
                  f"  {'':<10}{'per run':>10}  {runs:>{width}}"]
         for c in CATEGORIES + ("total",):
             b = self.per_run_bytes if c == "total" else self.per_run[c]

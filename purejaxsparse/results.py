@@ -106,6 +106,11 @@ def truncate_results(path: Path, max_step: int) -> int:
     return len(kept)
 
 
+def metric_columns(agent) -> tuple[str, ...]:
+    """results.csv's metric columns: the agent's, then the engine's `diverged_step`."""
+    return tuple(agent.metric_names) + (DIVERGED_STEP,)
+
+
 def result_header(metric_names) -> list[str]:
     return list(RUN_INFO) + ["step"] + list(metric_names)
 

@@ -16,26 +16,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from .analysis.report import write_report
-from .checkpoint import SweepCheckpoints
-from .config import load_config, plan_sweep
 from .fields import ConfigError
 from .results import env_name, write_csv
+from .store import SweepDir
 
 
 def run_robustness(out_dir, sigmas, episodes: int | None = None, log=print) -> Path:
     """Write DIR/report/robustness.csv (run, sigma, eval_return, ...), then rewrite the sweep's
     report (index.html with robustness.png among its figures); returns the csv."""
-    out_dir = Path(out_dir)
-    if not (out_dir / "config.yaml").is_file():
-        raise ConfigError(f"robustness: {out_dir} is not a sweep directory (no config.yaml)")
-    plan = plan_sweep(load_config(out_dir / "config.yaml"))
+    store = SweepDir(out_dir)
+    out_dir = store.path
+    plan = store.plan("robustness")
     agent = plan.agent
-    like = jax.jit(jax.vmap(agent.init))(plan.keys, plan.hparams)
-    checkpoints = SweepCheckpoints(out_dir / "checkpoints", like=like)
-    try:
-        latest, states = checkpoints.newest(lambda c: checkpoints.restore(c, like), log)
-    finally:
-        checkpoints.close()
+    latest, states = store.restore_newest(jax.jit(jax.vmap(agent.init))(plan.keys, plan.hparams), log)
     if latest is None:
         raise ConfigError(f"robustness: {out_dir} has no checkpoint yet; let the sweep run first")
     if latest < plan.num_chunks:

@@ -11,9 +11,7 @@ an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import math
 import signal
 import sys
 import threading
@@ -23,15 +21,12 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import yaml
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import memory
-from .checkpoint import SweepCheckpoints, SweepLock, disk_errors
 from .config import Plan
-from .fields import ConfigError, field_specs
-from .results import (DIVERGED_STEP, FINITE, RUN_INFO, append_rows, env_name, result_header, result_rows,
-                      truncate_results, write_csv)
+from .results import DIVERGED_STEP, FINITE, env_name, metric_columns, result_header, result_rows
+from .store import SweepDir, disk_errors, pad_runs
 
 TRACE_COUNT = {"chunk": 0}
 """How often a chunk function was traced (compiled); one sweep traces it exactly once."""
@@ -58,41 +53,45 @@ def sweep_devices(agent) -> list:
     return jax.local_devices()[:1]
 
 
-def _runs_sharding(devices) -> NamedSharding:
-    mesh = Mesh(np.array(devices), ("runs",))
-    return NamedSharding(mesh, PartitionSpec("runs"))
-
-
-def _pad_runs(tree, num_runs: int, multiple: int):
-    """Pad the leading runs axis to a multiple of the device count (copies of the last run)."""
-    padded = math.ceil(num_runs / multiple) * multiple
-    if padded == num_runs:
-        return tree
-    return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], padded - num_runs, 0)]), tree)
-
-
-def _chunk_function(agent, chunk_evals: int):
+def chunk_function(agent, chunk_evals: int):
+    """The engine's compiled unit: `chunk(states, hparams, t0) -> (states, metrics)` runs
+    `chunk_evals` evaluation periods of every run (jit of vmap of `agent.run`; the states are
+    donated). metrics: [R, chunk_evals] arrays."""
     def chunk(states, hparams, t0):
         TRACE_COUNT["chunk"] += 1
         return jax.vmap(lambda s, h: agent.run(s, h, t0, chunk_evals))(states, hparams)
     return jax.jit(chunk, donate_argnums=0)
 
 
-def write_sweep_files(plan: Plan, out_dir: Path) -> None:
-    """config.yaml (resolved), runs.csv (one row per run), results.csv (header only)."""
-    agent = plan.agent
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(plan.config, sort_keys=False))
-    names = list(field_specs(agent.HParams))
-    total = agent.total_params()
-    final_active = np.asarray(jax.jit(jax.vmap(agent.final_active_params))(plan.hparams))
-    header = list(RUN_INFO) + [n for n in names if n not in RUN_INFO] + ["total_params", "active_params"]
-    rows = []
-    for r, run in enumerate(plan.runs):
-        info = {"env": env_name(plan.config), "agent": agent.name, **run}
-        rows.append([info[c] for c in header[:-2]] + [total, int(final_active[r])])
-    write_csv(out_dir / "runs.csv", header, rows)
-    write_csv(out_dir / "results.csv", result_header(_row_metrics(agent)), [])
+class _Batch:
+    """A plan's runs laid out for its devices: keys and hparams padded (store.pad_runs) and
+    sharded over the runs axis, the initialiser, and the state's shapes."""
+
+    def __init__(self, plan: Plan, devices):
+        agent = plan.agent
+        self.sharding = NamedSharding(Mesh(np.array(devices), ("runs",)), PartitionSpec("runs"))
+        self.keys, self.hparams = jax.device_put(pad_runs((plan.keys, plan.hparams), plan.num_runs, len(devices)),
+                                                 self.sharding)
+        # every leaf on the runs axis (init's outputs that are the same for every run, e.g. Adam's
+        # step count, too), so the chunk compiles for, and keeps, one sharding
+        self.init = jax.jit(jax.vmap(agent.init), out_shardings=self.sharding)
+        self.shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.sharding),
+                                   jax.eval_shape(self.init, self.keys, self.hparams))
+        # a restore goes straight into the runs sharding: no initial state is allocated beside it
+        # (zero-size leaves are not stored; they come from these empty arrays)
+        self.like = jax.tree.map(lambda s: jax.device_put(jnp.zeros(s.shape, s.dtype), self.sharding)
+                                 if s.size == 0 else s, self.shapes)
+        self.agent = agent
+
+    def start(self, done: int, restored):
+        """The state to go on from: a fresh one, or the restored one (EnvPool's emulators were not
+        saved: their episodes start again)."""
+        if not done:
+            return self.init(self.keys, self.hparams)
+        if getattr(self.agent.env, "checkpointable", True):
+            return restored
+        restart = jax.jit(jax.vmap(self.agent.resume_episodes), out_shardings=self.sharding, donate_argnums=0)
+        return restart(restored, jax.vmap(lambda k: jax.random.fold_in(k, done))(self.keys))
 
 
 def describe(plan: Plan, done: int = 0) -> str:
@@ -121,117 +120,81 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
     a new sweep's files written. device_memory: bytes (or "80GB") that override the memory
     JAX reports per device (memory.available_memory).
 
-    One writer at a time: process 0 locks out_dir (checkpoint.SweepLock; a resume once its
-    memory is checked, a new sweep before its first write). A resume restores the newest
-    checkpoint that reads back (a complete sweep's final one too, before it is called complete).
-    SIGINT and SIGTERM raise Interrupted (the sweep stays resumable); a full or read-only disk
-    raises checkpoint.DiskError.
+    One writer at a time: process 0 locks out_dir (store.SweepLock; a resume once its memory is
+    checked, a new sweep before its first write). A resume restores the newest checkpoint that
+    reads back (a complete sweep's final one too, before it is called complete). SIGINT and
+    SIGTERM raise Interrupted (the sweep stays resumable); a full or read-only disk raises
+    store.DiskError.
 
     on_chunk(rows, chunks_done, env_steps_per_second): called on process 0 after each chunk is
     written and checkpointed, with the chunk's results.csv rows as dicts (header -> value) and the
     chunk's env steps per second over all runs (e.g. to log them live); it never sees the program.
     """
-    out_dir = Path(out_dir)
-    agent = plan.agent
+    store, agent, num_runs = SweepDir(out_dir), plan.agent, plan.num_runs
     primary = jax.process_index() == 0
     log = log if primary else (lambda *_: None)
-    progress = progress and primary
+    steps_per_chunk = plan.chunk_evals * agent.eval_every
     with contextlib.ExitStack() as held:
         signals = held.enter_context(_StopOnSignal())
         devices = sweep_devices(agent)
-        num_runs, n_dev = plan.num_runs, len(devices)
-        estimate = memory.estimate(plan, device_memory, num_devices=n_dev)
+        estimate = memory.estimate(plan, device_memory, num_devices=len(devices))
         memory.check(estimate)
         if resume and primary:
-            held.callback(SweepLock(out_dir).release)
-        sharding = _runs_sharding(devices)
-        keys, hparams = jax.device_put(_pad_runs((plan.keys, plan.hparams), num_runs, n_dev), sharding)
-        # every leaf on the runs axis (init's outputs that are the same for every run, e.g. Adam's
-        # step count, too), so the chunk compiles for, and keeps, one sharding
-        init = jax.jit(jax.vmap(agent.init), out_shardings=sharding)
-        shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                              jax.eval_shape(init, keys, hparams))
-        # a restore goes straight into the runs sharding: no initial state is allocated beside it
-        # (zero-size leaves are not stored; they come from these empty arrays)
-        like = jax.tree.map(lambda s: jax.device_put(jnp.zeros(s.shape, s.dtype), sharding) if s.size == 0 else s,
-                            shapes)
-        steps_per_chunk = plan.chunk_evals * agent.eval_every
+            held.callback(store.lock().release)
+        batch = _Batch(plan, devices)
         checkpoints, done, states = None, 0, None
         if resume:
-            checkpoints = SweepCheckpoints(out_dir / "checkpoints", like=shapes)
-            held.callback(checkpoints.close)
+            checkpoints = held.enter_context(store.checkpoints(batch.shapes))
             done = checkpoints.latest() or 0
-            saved = checkpoints.saved_runs(done) if done else None
-            if saved is not None and saved != estimate.padded_runs:
-                raise ConfigError(f"resume: the checkpoint holds {saved} runs "
-                                  f"(padded for its device count) but {n_dev} device(s) pad to "
-                                  f"{estimate.padded_runs}; resume on the device count the sweep started with")
+            checkpoints.check_runs(done, num_runs, len(devices))
             if done >= plan.num_chunks:  # complete, if its final checkpoint reads back
-                done, states = checkpoints.newest(lambda c: checkpoints.restore(c, like), log)
+                done, states = checkpoints.newest(lambda c: checkpoints.restore(c, batch.like), log)
                 if done >= plan.num_chunks:
                     if primary:
-                        with disk_errors(out_dir, "writing results.csv"):
-                            truncate_results(out_dir / "results.csv", done * steps_per_chunk)
-                    log(f"sweep in {out_dir} is already complete ({done}/{plan.num_chunks} chunks)")
-                    return SweepStats(out_dir, 0, 0.0, 0.0, 0)
+                        store.cut_results(done * steps_per_chunk)
+                    log(f"sweep in {store.path} is already complete ({done}/{plan.num_chunks} chunks)")
+                    return SweepStats(store.path, 0, 0.0, 0.0, 0)
 
         log(describe(plan, done))
         log(estimate.table())
         t_compile = time.perf_counter()
-        chunk = _chunk_function(agent, plan.chunk_evals)
-        compiled = chunk.lower(shapes, hparams, jnp.int32(0)).compile()
+        compiled = chunk_function(agent, plan.chunk_evals).lower(batch.shapes, batch.hparams, jnp.int32(0)).compile()
         compile_seconds = time.perf_counter() - t_compile
         estimate = memory.with_compiled(estimate, compiled)
         log(f"compiled in {compile_seconds:.1f} s" + estimate.temporaries_note())
         memory.check(estimate)
 
         if done and states is None:
-            done, states = checkpoints.newest(lambda c: checkpoints.restore(c, like), log)
-        if done:
-            if not getattr(agent.env, "checkpointable", True):  # EnvPool: the emulators were not saved
-                restart = jax.jit(jax.vmap(agent.resume_episodes), out_shardings=sharding, donate_argnums=0)
-                states = restart(states, jax.vmap(lambda k: jax.random.fold_in(k, done))(keys))
-        else:
-            states = init(keys, hparams)
+            done, states = checkpoints.newest(lambda c: checkpoints.restore(c, batch.like), log)
+        states = batch.start(done, states)
         if primary:
             with signals.writing():
                 if resume:
-                    with disk_errors(out_dir, "writing results.csv"):
-                        truncate_results(out_dir / "results.csv", done * steps_per_chunk)
+                    store.cut_results(done * steps_per_chunk)
                 else:
-                    held.callback(SweepLock(out_dir, new=True).release)
-                    with disk_errors(out_dir, "writing the sweep files"):
-                        write_sweep_files(plan, out_dir)
+                    held.callback(store.lock(new=True).release)
+                    store.write_new(plan)
         if checkpoints is None:
-            with disk_errors(out_dir, "creating checkpoints/"):
-                checkpoints = SweepCheckpoints(out_dir / "checkpoints", like=shapes)
-            held.callback(checkpoints.close)
+            checkpoints = held.enter_context(store.checkpoints(batch.shapes))
 
-        bar = _progress(progress, total=num_runs * agent.total_steps, initial=done * num_runs * steps_per_chunk,
-                        desc=f"{num_runs} runs, env steps")
+        bar = _progress(progress and primary, total=num_runs * agent.total_steps,
+                        initial=done * num_runs * steps_per_chunk, desc=f"{num_runs} runs, env steps")
         if bar is not None:
             held.callback(bar.close)
         t_run, chunks_run = time.perf_counter(), 0
-        first_bad = _recorded_divergence(out_dir / "results.csv", num_runs) if done else np.full(num_runs, -1)
+        first_bad = store.recorded_divergence(num_runs) if done else np.full(num_runs, -1)
         for c in range(done, plan.num_chunks):
-            t0, t_chunk = jnp.int32(c * plan.chunk_evals * agent.iterations_per_eval), time.perf_counter()
-            states, metrics = compiled(states, hparams, t0)
-            if jax.process_count() > 1:  # multi-host: every process fetches all runs' metrics
-                from jax.experimental import multihost_utils
-                metrics = multihost_utils.process_allgather(metrics, tiled=True)
-            metrics = {k: np.asarray(v)[:num_runs] for k, v in jax.device_get(metrics).items()}
-            first_bad = _first_divergence(first_bad, metrics)
-            metrics[DIVERGED_STEP] = np.where((first_bad[:, None] >= 0) & (metrics["step"] >= first_bad[:, None]),
-                                              first_bad[:, None], -1)
-            rows = result_rows(plan.runs, env_name(plan.config), agent.name, metrics, _row_metrics(agent))
+            t_chunk = time.perf_counter()
+            states, metrics = compiled(states, batch.hparams, jnp.int32(c * plan.chunk_evals * agent.iterations_per_eval))
+            first_bad, metrics = _with_divergence(first_bad, _fetch(metrics, num_runs))
+            rows = result_rows(plan.runs, env_name(plan.config), agent.name, metrics, metric_columns(agent))
             with signals.writing():
                 if primary:
-                    with disk_errors(out_dir, "writing results.csv"):
-                        append_rows(out_dir / "results.csv", rows)
-                with disk_errors(out_dir, f"saving checkpoint {c + 1}"):
+                    store.append_results(rows)
+                with disk_errors(store.path, f"saving checkpoint {c + 1}"):
                     checkpoints.save(c + 1, states)
                 if on_chunk is not None and primary:
-                    header = result_header(_row_metrics(agent))
+                    header = result_header(metric_columns(agent))
                     on_chunk([dict(zip(header, row)) for row in rows], c + 1,
                              num_runs * steps_per_chunk / (time.perf_counter() - t_chunk))
             chunks_run += 1
@@ -242,8 +205,24 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
             if max_chunks is not None and chunks_run >= max_chunks:
                 break
     run_seconds = time.perf_counter() - t_run
-    return SweepStats(out_dir, chunks_run, compile_seconds, run_seconds,
-                      chunks_run * num_runs * steps_per_chunk)
+    return SweepStats(store.path, chunks_run, compile_seconds, run_seconds, chunks_run * num_runs * steps_per_chunk)
+
+
+def _fetch(metrics, num_runs: int) -> dict:
+    """A chunk's metrics as numpy on the host, without the padding runs (every process gets
+    every run's, also across hosts)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        metrics = multihost_utils.process_allgather(metrics, tiled=True)
+    return {k: np.asarray(v)[:num_runs] for k, v in jax.device_get(metrics).items()}
+
+
+def _with_divergence(first_bad: np.ndarray, metrics: dict) -> tuple[np.ndarray, dict]:
+    """(each run's first diverged step so far, metrics with `diverged_step`: that step from it
+    on, -1 before and for runs that never diverged)."""
+    first_bad = _first_divergence(first_bad, metrics)
+    marked = (first_bad[:, None] >= 0) & (metrics["step"] >= first_bad[:, None])
+    return first_bad, {**metrics, DIVERGED_STEP: np.where(marked, first_bad[:, None], -1)}
 
 
 class Interrupted(KeyboardInterrupt):
@@ -289,11 +268,6 @@ class _StopOnSignal:
             raise Interrupted(self.pending)
 
 
-def _row_metrics(agent) -> tuple[str, ...]:
-    """results.csv's metric columns: the agent's, then the engine's `diverged_step`."""
-    return tuple(agent.metric_names) + (DIVERGED_STEP,)
-
-
 def _first_divergence(previous: np.ndarray, metrics: dict) -> np.ndarray:
     """[R] step of each run's first evaluation with non-finite (or blown-up) params, -1 if
     none yet; `previous` carries it over from earlier chunks."""
@@ -301,17 +275,6 @@ def _first_divergence(previous: np.ndarray, metrics: dict) -> np.ndarray:
     steps = np.asarray(metrics["step"])
     in_chunk = np.where(bad.any(1), steps[np.arange(len(bad)), bad.argmax(1)], -1)
     return np.where(previous >= 0, previous, in_chunk)
-
-
-def _recorded_divergence(path: Path, num_runs: int) -> np.ndarray:
-    """[R] first diverged step recorded in results.csv (a resumed sweep carries it on)."""
-    first = np.full(num_runs, -1)
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            r, step = int(row["run"]), int(row["step"])
-            if row.get(FINITE) == "False" and (first[r] < 0 or step < first[r]):
-                first[r] = step
-    return first
 
 
 def _progress(enabled: bool, total: int, initial: int, desc: str):

@@ -14,7 +14,7 @@ import yaml
 
 import purejaxsparse as pjs
 from purejaxsparse.analysis.report import write_report
-from purejaxsparse.checkpoint import SweepCheckpoints
+from purejaxsparse.store import SweepCheckpoints
 from purejaxsparse.nets import MLP
 from purejaxsparse.sparse import SparseSpec
 

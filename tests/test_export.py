@@ -23,7 +23,7 @@ import pytest
 import scipy.sparse
 
 from purejaxsparse import cli
-from purejaxsparse.checkpoint import SweepCheckpoints
+from purejaxsparse.store import SweepCheckpoints
 from purejaxsparse.config import load_config, plan_sweep
 from purejaxsparse.export import load_policy
 from purejaxsparse.export_writer import PolicyArrays, policy_file_arrays, write_policy

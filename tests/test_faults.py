@@ -16,7 +16,7 @@ import yaml
 
 from conftest import tiny_sweep_config
 from purejaxsparse import sweep
-from purejaxsparse.checkpoint import LOCK, SweepCheckpoints, SweepLock
+from purejaxsparse.store import LOCK, SweepCheckpoints, SweepLock
 from purejaxsparse.cli import main
 from purejaxsparse.config import plan_sweep
 
@@ -113,7 +113,7 @@ def test_second_writer_is_refused_and_the_lock_dies_with_its_holder(finished, tm
     out = tmp_path / "s"
     shutil.copytree(ref, out)
     before = files(out)
-    holder = subprocess.Popen(CLI[:1] + ["-c", "import sys, time\nfrom purejaxsparse.checkpoint import SweepLock\n"
+    holder = subprocess.Popen(CLI[:1] + ["-c", "import sys, time\nfrom purejaxsparse.store import SweepLock\n"
                                          "SweepLock(sys.argv[1])\nprint('locked', flush=True)\ntime.sleep(300)",
                                          str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -129,7 +129,7 @@ def test_second_writer_is_refused_and_the_lock_dies_with_its_holder(finished, tm
     SweepLock(out).release()  # the OS dropped the dead holder's lock
 
 
-# the CLI quiets orbax's callbacks into its closed event loop (checkpoint.py); pytest swaps in its
+# the CLI quiets orbax's callbacks into its closed event loop (store.py); pytest swaps in its
 # own sys.unraisablehook while a test runs, which reports them instead
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_full_disk_is_one_line_and_stays_resumable(finished, tmp_path, capfd, monkeypatch):

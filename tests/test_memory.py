@@ -13,6 +13,7 @@ from purejaxsparse import memory, sweep
 from purejaxsparse.cli import main
 from purejaxsparse.config import plan_sweep
 from purejaxsparse.fields import ConfigError
+from purejaxsparse.store import SweepDir
 from purejaxsparse.nets import MLP
 
 QUICKSTART = str(Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml")
@@ -134,7 +135,7 @@ def test_sweep_checks_temporaries_and_resume_checks_again(tmp_path):
 
     # a sweep killed before its first checkpoint: resuming it re-checks and touches nothing
     out = tmp_path / "sweep"
-    sweep.write_sweep_files(plan, out)
+    SweepDir(out).write_new(plan)
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
     with pytest.raises(ConfigError, match="memory: 1 run needs"):
         sweep.run_sweep(plan, out, resume=True, progress=False, log=lambda *_: None, device_memory=1000)

@@ -34,12 +34,12 @@ CHILD = textwrap.dedent("""
     import jax, numpy as np
     from jax.sharding import NamedSharding, PartitionSpec as P
     from conftest import tiny_sweep_config
-    from purejaxsparse import sweep
+    from purejaxsparse import store, sweep
     from purejaxsparse.config import plan_sweep
 
     placements, initial = [], {{}}
 
-    class Recording(sweep.SweepCheckpoints):
+    class Recording(store.SweepCheckpoints):
         # the state after every chunk, as the engine checkpoints it (before it is donated)
         def save(self, chunks_done, state):
             placements.append(sorted({{
@@ -61,7 +61,7 @@ CHILD = textwrap.dedent("""
                     initial[jax.tree_util.keystr(path)] = hashlib.sha256(data.tobytes()).hexdigest()
             return self.compiled(states, hparams, t0)
 
-    chunk_function = sweep._chunk_function
+    chunk_function = sweep.chunk_function
     def recording_chunk_function(agent, chunk_evals):
         jitted = chunk_function(agent, chunk_evals)
         class Lowering:
@@ -70,8 +70,8 @@ CHILD = textwrap.dedent("""
                 return type("Lowered", (), {{"compile": lambda _, *opts: RecordingChunk(lowered.compile(*opts), plan.num_runs)}})()
         return Lowering()
 
-    sweep.SweepCheckpoints = Recording
-    sweep._chunk_function = recording_chunk_function
+    store.SweepCheckpoints = Recording
+    sweep.chunk_function = recording_chunk_function
     out, interrupt = sys.argv[1], sys.argv[2] == "interrupt"
     if len(sys.argv) > 3:  # one of several processes: coordinator address, count, index
         jax.config.update("jax_cpu_collectives_implementation", "gloo")

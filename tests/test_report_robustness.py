@@ -11,7 +11,7 @@ import scipy.stats
 from conftest import tiny_sweep_config
 from conftest import png_size
 from purejaxsparse import sweep
-from purejaxsparse.checkpoint import SweepCheckpoints
+from purejaxsparse.store import SweepCheckpoints
 from purejaxsparse.cli import main
 from purejaxsparse.config import load_config, plan_sweep
 

@@ -9,7 +9,7 @@ from jax.experimental.compilation_cache import compilation_cache
 
 from conftest import checkpointed_state
 from purejaxsparse import sweep
-from purejaxsparse.checkpoint import SweepCheckpoints
+from purejaxsparse.store import SweepCheckpoints
 from purejaxsparse.config import load_config, plan_sweep
 
 QUIET = {"progress": False, "log": lambda *_: None}

@@ -1,19 +1,29 @@
-"""The sweep directory's checkpoints, its lock and its disk errors.
+"""The sweep directory: the one module that knows what it holds and how it is read and written.
 
-Checkpoints (orbax): the whole batched training state after every chunk. Saves are synchronous
-and atomic (orbax commits a finished checkpoint by renaming it) and the two newest are kept, so
-a kill at any moment leaves at least one complete checkpoint, and a damaged newest one (a file
-cut short by a full disk or a dying node) leaves an older one to go back to. A checkpoint is
-verified by reading it back: `newest` takes the newest that reads and says, in one line, which
-newer ones did not. The state is stored as its flat list of non-empty leaves.
+    DIR/config.yaml       the resolved config; the sweep's plan is made again from it
+    DIR/runs.csv          one row per run: its settings, total and active parameters
+    DIR/results.csv       one row per run and evaluation, appended after every chunk
+    DIR/checkpoints/      orbax: the whole batched state after each chunk (the two newest kept)
+    DIR/state_layout.txt  each state leaf's path, per-run shape and dtype (what a checkpoint holds)
+    DIR/.lock             the PID of the one process writing the sweep
+    DIR/report/           the report (analysis.report)
 
-Lock: one process writes a sweep directory at a time (`SweepLock`). Disk errors: a write that
-fails for want of space or permission becomes one line saying how to go on (`disk_errors`).
+`SweepDir` opens a directory: its plan, its checkpoints (restore the whole state, or only some
+leaves of one run), its results; and writes the files of a new sweep. The runs axis of a
+sweep's state is padded to a multiple of the device count (`padded_runs`, the one rule).
+
+Checkpoints are saved synchronously and atomically (orbax commits one by renaming it) and the
+two newest are kept, so a kill at any moment leaves a complete one, and a damaged newest one (cut
+short by a full disk or a dying node) leaves an older one: a checkpoint is verified by reading it
+back (`SweepCheckpoints.newest`). One process writes a directory at a time (`SweepLock`); a
+write that fails for want of space or permission becomes one line saying how to go on
+(`disk_errors`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import fcntl
 import gc
@@ -24,9 +34,14 @@ import sys
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
+import yaml
 
-from .fields import ConfigError
+from .config import Plan, load_config, plan_sweep
+from .fields import ConfigError, field_specs
+from .results import FINITE, RUN_INFO, append_rows, env_name, metric_columns, result_header, truncate_results, write_csv
 
 # orbax logs a failed read or write through absl, and leaves the sibling tasks and callbacks of
 # the one that failed to report it again (asyncio's "Task exception was never retrieved", a
@@ -50,6 +65,104 @@ results.csv last, atomically)."""
 DISK_ERRORS = {errno.ENOSPC: "free space", errno.EDQUOT: "free space",
                errno.EROFS: "make it writable", errno.EACCES: "make it writable"}
 """errno of a failed write that the user can fix -> what to do."""
+
+
+def padded_runs(num_runs: int, num_devices: int) -> int:
+    """The run count a sweep computes and checkpoints: padded up to a multiple of the device
+    count, so that every device holds as many runs (the padding is never written to a csv)."""
+    return -(-num_runs // num_devices) * num_devices
+
+
+def pad_runs(tree, num_runs: int, num_devices: int):
+    """`tree`'s leading runs axis padded to `padded_runs` with copies of the last run."""
+    extra = padded_runs(num_runs, num_devices) - num_runs
+    return tree if extra == 0 else jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], extra, 0)]), tree)
+
+
+class SweepDir:
+    """One sweep directory (the module docstring lists its files)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.config_file, self.runs_file, self.results_file = (self.path / name for name in
+                                                               ("config.yaml", "runs.csv", "results.csv"))
+
+    def resumable(self) -> bool:
+        """Whether it holds a sweep that `purejaxsparse resume` can continue."""
+        return resumable(self.path)
+
+    def plan(self, command: str, resumable: bool = False) -> Plan:
+        """The sweep's plan, made again from its config.yaml; `command` names the caller in the
+        one-line error when the directory is not a sweep (resumable: results.csv is needed too)."""
+        needed = SWEEP_FILES if resumable else SWEEP_FILES[:1]
+        if not all((self.path / name).is_file() for name in needed):
+            raise ConfigError(f"{command}: {self.path} is not a sweep directory (no {'/'.join(needed)})")
+        return plan_sweep(load_config(self.config_file))
+
+    def lock(self, new: bool = False) -> "SweepLock":
+        return SweepLock(self.path, new=new)
+
+    def write_new(self, plan: Plan) -> None:
+        """The files of a new sweep: config.yaml (resolved), runs.csv, results.csv (header only,
+        written last: the directory is a resumable sweep once it exists)."""
+        agent = plan.agent
+        with disk_errors(self.path, "writing the sweep files"):
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.config_file.write_text(yaml.safe_dump(plan.config, sort_keys=False))
+            names = list(field_specs(agent.HParams))
+            final_active = np.asarray(jax.jit(jax.vmap(agent.final_active_params))(plan.hparams))
+            header = list(RUN_INFO) + [n for n in names if n not in RUN_INFO] + ["total_params", "active_params"]
+            rows = [[{"env": env_name(plan.config), "agent": agent.name, **run}[c] for c in header[:-2]]
+                    + [agent.total_params(), int(final_active[r])] for r, run in enumerate(plan.runs)]
+            write_csv(self.runs_file, header, rows)
+            write_csv(self.results_file, result_header(metric_columns(agent)), [])
+
+    def checkpoints(self, like) -> "SweepCheckpoints":
+        """Its checkpoints, for a state shaped like `like` (created if missing)."""
+        with disk_errors(self.path, "creating checkpoints/"):
+            return SweepCheckpoints(self.path / "checkpoints", like=like)
+
+    def restore_newest(self, like, log=print):
+        """(chunks done, state) of the newest checkpoint that reads back, shaped and placed like
+        `like` (arrays); (None, None) without one."""
+        with self.checkpoints(like) as checkpoints:
+            return checkpoints.newest(lambda c: checkpoints.restore(c, like), log)
+
+    def restore_run(self, shapes, select, run: int, log=print):
+        """(chunks done, `select(state)` of run `run` as numpy) from the newest checkpoint that
+        reads back, reading only the leaves `select` picks (e.g. a policy, not the replay buffer);
+        (None, None) without a checkpoint. shapes: the batched state's shapes."""
+        leaves = jax.tree.leaves(shapes)
+        chosen = {id(leaf) for leaf in jax.tree.leaves(select(shapes))}
+        wanted = [str(i) for i, leaf in enumerate(leaves) if id(leaf) in chosen and leaf.size > 0]
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
+        with self.checkpoints(shapes) as checkpoints:
+            done, stored = checkpoints.newest(lambda c: checkpoints.restore_leaves(c, wanted, device), log)
+        if done is None:
+            return None, None
+        state = jax.tree.unflatten(jax.tree.structure(shapes), [
+            np.asarray(stored[str(i)][run]) if str(i) in stored else None for i in range(len(leaves))])
+        return done, select(state)
+
+    def cut_results(self, max_step: int) -> None:
+        """results.csv without the rows after `max_step` (those of chunks to be run again)."""
+        with disk_errors(self.path, "writing results.csv"):
+            truncate_results(self.results_file, max_step)
+
+    def append_results(self, rows: list[list]) -> None:
+        with disk_errors(self.path, "writing results.csv"):
+            append_rows(self.results_file, rows)
+
+    def recorded_divergence(self, num_runs: int) -> np.ndarray:
+        """[R] the first diverged step results.csv records per run, -1 if none (a resumed sweep
+        carries it on)."""
+        first = np.full(num_runs, -1)
+        with open(self.results_file, newline="") as f:
+            for row in csv.DictReader(f):
+                r, step = int(row["run"]), int(row["step"])
+                if row.get(FINITE) == "False" and (first[r] < 0 or step < first[r]):
+                    first[r] = step
+        return first
 
 
 def state_layout(state) -> str:
@@ -83,6 +196,12 @@ class SweepCheckpoints:
                               f"purejaxsparse builds (saved by another version); resume with the version that "
                               f"wrote it, or remove {self.directory} and resume to start the sweep over")
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     def latest(self) -> int | None:
         """The newest checkpoint not found unreadable."""
         return max(set(self.manager.all_steps()) - self.unreadable, default=None)
@@ -108,6 +227,14 @@ class SweepCheckpoints:
             return int(tree["0"].shape[0])
         except Exception:  # noqa: BLE001 -- any damage to the metadata
             return None
+
+    def check_runs(self, chunks_done: int, num_runs: int, num_devices: int) -> None:
+        """Refuse (one line) to resume a checkpoint padded for another device count."""
+        saved, padded = self.saved_runs(chunks_done), padded_runs(num_runs, num_devices)
+        if saved is not None and saved != padded:
+            raise ConfigError(f"resume: the checkpoint holds {saved} runs (padded for its device count) but "
+                              f"{num_devices} device(s) pad to {padded}; resume on the device count the sweep "
+                              f"started with")
 
     def restore(self, chunks_done: int, like):
         """State saved after `chunks_done` chunks, shaped and placed like `like` (arrays)."""

@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 
-from purejaxsparse.checkpoint import SweepCheckpoints
+from purejaxsparse.store import SweepCheckpoints
 
 
 def test_round_trip_with_zero_size_leaves(tmp_path):
