@@ -113,7 +113,7 @@ def parse_static(cls, values: dict | None, where: str = "agent_config"):
     """Instance of the static-settings dataclass `cls` from a mapping, validated.
 
     Unknown keys and wrong types raise ConfigError naming `where.key`; a field's metadata may
-    set `min` (inclusive lower bound).
+    set `min` (inclusive lower bound; exclusive with `min_open`).
     """
     values = dict(values or {})
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -148,8 +148,9 @@ def parse_static(cls, values: dict | None, where: str = "agent_config"):
             if not isinstance(v, str) or (choices and v not in choices):
                 allowed = ", ".join(choices) if choices else "a string"
                 raise ConfigError(f"{where}.{name}: got {v!r}; allowed: {allowed}")
-        if "min" in f.metadata and not isinstance(v, tuple) and v < f.metadata["min"]:
-            raise ConfigError(f"{where}.{name}: got {v!r}; allowed: >= {f.metadata['min']}")
+        low, above = f.metadata.get("min"), f.metadata.get("min_open", False)
+        if low is not None and not isinstance(v, tuple) and (v < low or (above and v == low)):
+            raise ConfigError(f"{where}.{name}: got {v!r}; allowed: {'>' if above else '>='} {low}")
         out[name] = v
     return cls(**out)
 

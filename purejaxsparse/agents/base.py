@@ -13,6 +13,7 @@ chunk; `make_train` calls it once for the whole run.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
@@ -31,6 +32,13 @@ RL networks stay within ~1e3; blown-up ones go on to inf/NaN within a few update
 
 STATE_GROUPS = ("replay", "params", "optimizer", "masks", "other")
 """What an agent's state holds, as `Agent.state_groups` names it (memory estimates, health check)."""
+
+
+def width_field():
+    """The `width` static setting of every agent: a multiplier of its networks' widths
+    (nets/width.py; which layers each network scales is the network's own). Width 1 is the
+    network as the original builds it."""
+    return dataclasses.field(default=1.0, metadata={"min": 0.0, "min_open": True})
 
 
 def params_finite(params) -> jax.Array:

@@ -36,9 +36,9 @@ import envs
 from .. import replay
 from .. import sparse as sp
 from ..fields import ConfigError, hfield
-from ..nets import MLP, ImpalaResNet, MinAtarCNN, NatureCNN
+from ..nets import MLP, ImpalaResNet, MinAtarCNN, NatureCNN, scaled_all
 from ..policy_arrays import PolicyArrays, mlp_layers
-from .base import Agent, sparse_groups
+from .base import Agent, sparse_groups, width_field
 from .common import SNR_METRICS, OffPolicySchedule, SparseNetwork, gradient_snrs, l2_penalty, network_metrics
 
 
@@ -48,6 +48,7 @@ class DQNStatic:
 
     network: str = dataclasses.field(default="mlp", metadata={"choices": ("mlp", "nature_cnn", "impala", "minatar")})
     hidden: tuple[int, ...] = (512, 512)
+    width: float = width_field()
     num_envs: int = dataclasses.field(default=1, metadata={"min": 1})
     batch_size: int = dataclasses.field(default=128, metadata={"min": 1})
     buffer_size: int = dataclasses.field(default=100_000, metadata={"min": 1})
@@ -119,15 +120,17 @@ class DQN(Agent):
             raise ValueError(f"DQN needs discrete actions; {env.name} has continuous ones")
         super().__init__(env, static, eval_env, total_steps, eval_every, eval_episodes)
         n_actions = env.action_space.n
+        width = static.width
         if static.network == "mlp":
-            module, inits = MLP(hidden=static.hidden, out_dim=n_actions, out_bias=-0.2), {
-                f"layer_{len(static.hidden)}/": sp.uniform_init(0.03), "": sp.HE_TRUNCATED_NORMAL}
+            hidden = scaled_all(static.hidden, width)
+            module, inits = MLP(hidden=hidden, out_dim=n_actions, out_bias=-0.2), {
+                f"layer_{len(hidden)}/": sp.uniform_init(0.03), "": sp.HE_TRUNCATED_NORMAL}
         elif static.network == "nature_cnn":
-            module, inits = NatureCNN(out_dim=n_actions), sp.GLOROT_UNIFORM
+            module, inits = NatureCNN(out_dim=n_actions, width=width), sp.GLOROT_UNIFORM
         elif static.network == "minatar":
-            module, inits = MinAtarCNN(out_dim=n_actions), sp.GLOROT_UNIFORM
+            module, inits = MinAtarCNN(out_dim=n_actions, width=width), sp.GLOROT_UNIFORM
         else:
-            module, inits = ImpalaResNet(out_dim=n_actions), sp.GLOROT_UNIFORM
+            module, inits = ImpalaResNet(out_dim=n_actions, width=width), sp.GLOROT_UNIFORM
         self.q = SparseNetwork.build(module, env.obs_shape, inits=inits)
         self.decay_output_layer = static.network != "mlp"
         self.extra_metrics = SNR_METRICS if static.grad_snr else ()

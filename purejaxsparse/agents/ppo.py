@@ -37,7 +37,7 @@ from flax import struct
 import envs
 
 from .. import sparse as sp
-from ..nets import MLP
+from ..nets import MLP, scaled_all
 from ..nets.gaussian import gaussian_actor
 from .actor_critic import NETWORK_METRICS, actor_critic_metrics, gaussian_log_prob, network_hparams
 from .normalizer import NORM_EPS, RunningStats, normalize, tf_normalizer
@@ -113,7 +113,7 @@ class PPO(Agent):
                              f"num_envs * rollout_steps = {batch}")
         super().__init__(env, static, eval_env, total_steps, eval_every, eval_episodes)
         self.extra_metrics = NETWORK_METRICS + (SNR_METRICS if static.grad_snr else ())
-        in_dim, hidden = int(np.prod(env.obs_shape)), static.hidden
+        in_dim, hidden = int(np.prod(env.obs_shape)), scaled_all(static.hidden, static.width)
         if self.discrete:
             actor = MLP(hidden=hidden, out_dim=space.n, activation=static.activation)
         else:

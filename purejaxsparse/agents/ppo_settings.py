@@ -12,6 +12,7 @@ from flax import struct
 from ..fields import hfield
 from ..nets.gaussian import STD_INIT
 from .actor_critic import ActorCriticFields
+from .base import width_field
 
 OBS_CLIP = 5.0       # its default clip_value (PPOPolicy normalises observations with defaults)
 REWARD_CLIP = 10.0   # PPOAgent reward_norm_clipping
@@ -24,6 +25,7 @@ class PPOStatic:
     """Static PPO settings (shapes, loop lengths and model choices: one value per sweep)."""
 
     hidden: tuple[int, ...] = (64, 64)
+    width: float = width_field()
     activation: str = dataclasses.field(default="tanh", metadata={"choices": ("tanh", "relu")})
     critic_activation: str = dataclasses.field(default="relu", metadata={"choices": ("relu", "tanh")})
     squash_mean: bool = True

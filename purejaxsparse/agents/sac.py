@@ -40,11 +40,11 @@ import envs
 from .. import replay
 from .. import sparse as sp
 from ..fields import hfield
-from ..nets import MLP
+from ..nets import MLP, scaled_all
 from .actor_critic import NETWORK_METRICS, ActorCriticFields, actor_critic_metrics, network_hparams
 from .squashed_gaussian import action_scale, policy_log_std, tanh_gaussian_sample, to_env_action
 from ..policy_arrays import PolicyArrays, mlp_layers
-from .base import Agent, sparse_groups
+from .base import Agent, sparse_groups, width_field
 from .common import OffPolicySchedule, SparseNetwork, l2_penalty
 
 NUM_CRITICS = 2
@@ -66,6 +66,7 @@ class SACStatic:
     """Static SAC settings (shapes and loop lengths: one value per sweep)."""
 
     hidden: tuple[int, ...] = (256, 256)
+    width: float = width_field()
     num_envs: int = dataclasses.field(default=1, metadata={"min": 1})
     batch_size: int = dataclasses.field(default=256, metadata={"min": 1})
     buffer_size: int = dataclasses.field(default=1_000_000, metadata={"min": 1})
@@ -155,9 +156,10 @@ class SAC(Agent):
         super().__init__(env, static, eval_env, total_steps, eval_every, eval_episodes)
         self.action_dim = space.shape[0]
         obs_dim = env.obs_shape[0]
-        self.actor = SparseNetwork.build(MLP(hidden=static.hidden, out_dim=2 * self.action_dim),
+        hidden = scaled_all(static.hidden, static.width)
+        self.actor = SparseNetwork.build(MLP(hidden=hidden, out_dim=2 * self.action_dim),
                                          env.obs_shape, inits=sp.GLOROT_UNIFORM)
-        self.critic = SparseNetwork.build(MLP(hidden=static.hidden, out_dim=1),
+        self.critic = SparseNetwork.build(MLP(hidden=hidden, out_dim=1),
                                           (obs_dim + self.action_dim,), inits=sp.GLOROT_UNIFORM)
         self.schedule = OffPolicySchedule.of(static.buffer_size, static.learning_starts, env.num_envs)
 

@@ -6,5 +6,6 @@ Every network's `__call__(x, return_activations=False)` returns the output, or
 
 from .cnn import ImpalaResNet, MinAtarCNN, NatureCNN
 from .mlp import MLP
+from .width import scaled, scaled_all
 
-__all__ = ["MLP", "NatureCNN", "ImpalaResNet", "MinAtarCNN"]
+__all__ = ["MLP", "NatureCNN", "ImpalaResNet", "MinAtarCNN", "scaled", "scaled_all"]

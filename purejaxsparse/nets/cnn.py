@@ -3,6 +3,10 @@
 Shapes follow the original code (google-research/rigl `rigl/rl/dqn_agents.py`): the Nature CNN
 uses SAME padding (84x84 -> 21 -> 11 -> 11, a 7744-wide flatten), which sets the dense layer's
 size and so the ERK shares; the Impala ResNet's hidden layer has 256 units.
+
+`width` (nets/width.py) scales the Nature and MinAtar CNNs' channels and their dense layer, as
+Dopamine's scalable Nature network does (`dopamine/labs/redo/networks.py`), and only the
+Impala ResNet's channels, as the Impala of Obando-Ceron et al. 2024 (see ImpalaResNet).
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from typing import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
+
+from .width import scaled
 
 
 def _scale(x):
@@ -23,16 +29,17 @@ class NatureCNN(nn.Module):
 
     out_dim: int
     hidden: int = 512
+    width: float = 1.0  # scales the three convs' channels and `hidden`
 
     @nn.compact
     def __call__(self, x, return_activations: bool = False):
         x = _scale(x)
         acts = []
         for i, (ch, k, s) in enumerate(((32, 8, 4), (64, 4, 2), (64, 3, 1))):
-            x = nn.relu(nn.Conv(ch, (k, k), (s, s), padding="SAME", name=f"layer_{i}")(x))
+            x = nn.relu(nn.Conv(scaled(ch, self.width), (k, k), (s, s), padding="SAME", name=f"layer_{i}")(x))
             acts.append(x)
         x = x.reshape(x.shape[0], -1)
-        x = nn.relu(nn.Dense(self.hidden, name="layer_3")(x))
+        x = nn.relu(nn.Dense(scaled(self.hidden, self.width), name="layer_3")(x))
         acts.append(x)
         out = nn.Dense(self.out_dim, name="layer_4")(x)
         return (out, tuple(acts)) if return_activations else out
@@ -44,12 +51,14 @@ class MinAtarCNN(nn.Module):
     out_dim: int
     channels: int = 16
     hidden: int = 128
+    width: float = 1.0  # scales `channels` and `hidden`
 
     @nn.compact
     def __call__(self, x, return_activations: bool = False):
-        x = nn.relu(nn.Conv(self.channels, (3, 3), padding="VALID", name="layer_0")(_scale(x)))
+        conv = nn.Conv(scaled(self.channels, self.width), (3, 3), padding="VALID", name="layer_0")
+        x = nn.relu(conv(_scale(x)))
         acts = [x]
-        x = nn.relu(nn.Dense(self.hidden, name="layer_1")(x.reshape(x.shape[0], -1)))
+        x = nn.relu(nn.Dense(scaled(self.hidden, self.width), name="layer_1")(x.reshape(x.shape[0], -1)))
         acts.append(x)
         out = nn.Dense(self.out_dim, name="layer_2")(x)
         return (out, tuple(acts)) if return_activations else out
@@ -62,11 +71,27 @@ class ImpalaResNet(nn.Module):
     Layers are numbered in forward order so that all convs of a stack share one width (the
     param-matched baseline keeps the same channels through each residual stack). Activations
     reported for dormant neurons: relu of every conv output and of the fc layer.
+
+    `width` scales every conv's channels but not the fc layer, as the Impala network of
+    Obando-Ceron et al. 2024 (their Appendix A points at Dopamine's
+    `labs/offline_rl/jax/networks.py`: `ImpalaEncoder` builds each stack with
+    `stack_size * nn_scale` channels, the Q-network's `Dense(features=512)` is fixed; so is
+    `dopamine/jax/networks.py`'s `ImpalaDQNNetwork`).
     """
 
     out_dim: int
     channels: Sequence[int] = (32, 64, 64)
     hidden: int = 256
+    width: float = 1.0
+
+    def recyclable_layers(self) -> tuple[int, ...]:
+        """Kernels whose units ReDo may recycle (sparse/redo.py): the first conv of each
+        residual block and the fc layer, whose output feeds only the next kernel. The other
+        convs write into the residual stream, which no outgoing kernel can silence (Dopamine
+        recycles the same ones: 'Conv_1', 'Conv_3' and 'Dense', weight_recyclers.py)."""
+        per_stack = 5  # stack conv, then two blocks of two convs
+        blocks = tuple(per_stack * s + b for s in range(len(self.channels)) for b in (1, 3))
+        return blocks + (per_stack * len(self.channels),)
 
     @nn.compact
     def __call__(self, x, return_activations: bool = False):
@@ -81,6 +106,7 @@ class ImpalaResNet(nn.Module):
             return h
 
         for ch in self.channels:
+            ch = scaled(ch, self.width)
             x = conv(x, ch)
             x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
             for _ in range(2):
