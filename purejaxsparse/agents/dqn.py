@@ -20,6 +20,10 @@ pixel env (EnvPool Atari) the replay stores each frame once and rebuilds stacks 
 (exact zeros), the loss is differentiated at the masked params (so RigL sees the dense
 gradient), gradients are masked before Adam and params after it, and masks change on the
 sparse schedule. A time-limit end bootstraps from the final observation; a termination does not.
+
+ReDo (`redo_every` > 0, per run): after the optimizer step at counter k (k > 0, a multiple of
+`redo_every`) and before that step's target copy, the units whose dormant score on
+`dormant_batch` fresh replay states is <= `redo_tau` are recycled (sparse/redo.py).
 """
 
 from __future__ import annotations
@@ -75,6 +79,9 @@ class DQNHParams(sp.SparseHParams):
     epsilon_decay_steps: jax.Array = hfield(
         "int", 0, "env steps after warm-up over which epsilon falls linearly from 1 (0: at once)", low=0)
     reward_clip: jax.Array = hfield("bool", False, "clip rewards to [-1, 1] for learning (Atari)")
+    redo_every: jax.Array = hfield(
+        "int", 0, "ReDo: recycle dormant units after every this many optimizer steps (0: off)", low=0)
+    redo_tau: jax.Array = hfield("float", 0.1, "ReDo: units whose dormant score is <= this are recycled", low=0.0)
 
 
 @struct.dataclass
@@ -92,6 +99,11 @@ class DQNState:
     def masks(self) -> dict:
         return self.opt_state.masks
 
+
+
+REDO_STREAM = 0x5245444F
+"""ReDo's key is fold_in(this step's mask-update key, REDO_STREAM): a stream of its own (mask
+updates fold in small layer indices), so adding ReDo changes no other random draw."""
 
 
 def exploration_epsilon(hp, env_steps, learning_starts: int):
@@ -132,6 +144,7 @@ class DQN(Agent):
         else:
             module, inits = ImpalaResNet(out_dim=n_actions, width=width), sp.GLOROT_UNIFORM
         self.q = SparseNetwork.build(module, env.obs_shape, inits=inits)
+        self.recyclable = sp.recyclable_layers(self.q.spec, module)
         self.decay_output_layer = static.network != "mlp"
         self.extra_metrics = SNR_METRICS if static.grad_snr else ()
         self.schedule = OffPolicySchedule.of(static.buffer_size, static.learning_starts, env.num_envs,
@@ -215,9 +228,28 @@ class DQN(Agent):
             due = rounds % self.static.snr_every == 0
             snr = jax.lax.cond(due, lambda: self._snr(masked, state, batch, hp), lambda: snr)
         params, opt_state = self._optimizer(hp).update(grads, state.opt_state, masked, k_mask, hp.sparse())
+        params, opt_state = self._maybe_recycle(params, opt_state, state.buffer, hp, t, rounds, k_mask)
         copy = opt_state.count % hp.target_update_every == 0
         target = jax.tree.map(lambda p, q: jnp.where(copy, p, q), params, state.target_params)
         return state.replace(params=params, opt_state=opt_state, target_params=target, snr=snr)
+
+    def _maybe_recycle(self, params, opt_state, buffer, hp, t, rounds, key):
+        """ReDo (sparse/redo.py) after the update at counter `rounds`, before the target copy, as
+        Dopamine's RecycledDQNAgent; under vmap it runs only when some run recycles."""
+        due = sp.is_recycle_step(rounds, hp.redo_every)
+        return sp.cond_any(due, self._recycle, lambda ops: ops[:2], (params, opt_state, buffer, hp, t, key))
+
+    def _recycle(self, ops):
+        """Recycle the dormant units, scored on `dormant_batch` fresh replay states."""
+        params, opt_state, buffer, hp, t, key = ops
+        k_states, k_init = jax.random.split(jax.random.fold_in(key, REDO_STREAM))
+        states = self.replay.sample(k_states, buffer, t + 1, self.static.dormant_batch)["obs"]
+        sparse_hp = hp.sparse()
+        dead = sp.dormant_units(self.q.activations(params, states), hp.redo_tau,
+                                sp.hidden_unit_masks(self.q.spec, sparse_hp))
+        params, inner = sp.recycle_dormant(k_init, self.q.spec, sparse_hp, params, opt_state.masks,
+                                           opt_state.inner_state, dead, self.recyclable)
+        return params, opt_state._replace(inner_state=inner)
 
     def _snr(self, params, state: DQNState, batch, hp):
         """[grad_snr, grad_snr_active] of the per-sample TD-loss gradients on `batch`."""

@@ -22,7 +22,8 @@ from .init import init_kernels, init_params, masked_fans, variance_scaling
 from .masks import (apply_masks, final_active_params, hidden_unit_masks, init_masks, matched_width, top_k_mask,
                     width_param_count)
 from .optimizer import SparseOptimizer, SparseState, sparse
-from .measure import active_params, dormant_fraction, existing_entries, gradient_snr
+from .measure import active_params, dormant_fraction, dormant_units, existing_entries, gradient_snr
+from .redo import is_recycle_step, recyclable_layers, recycle_dormant
 from .schedules import cosine_drop_fraction, is_update_step, polynomial_sparsity
 from .spec import (GLOROT_UNIFORM, HE_TRUNCATED_NORMAL, SPARSITY_AWARE, InitSpec, SparseSpec, uniform_init)
 from .updaters import (apply_mask_update, grown, mask_changes, masked_apply_gradients,
@@ -48,5 +49,6 @@ __all__ = [
     "update_masks", "mask_changes", "maybe_update_masks", "apply_mask_update", "grown",
     "reset_moments", "masked_apply_gradients", "sparse_step", "cond_any",
     "sparse", "SparseState", "SparseOptimizer",
-    "active_params", "dormant_fraction", "gradient_snr", "existing_entries",
+    "active_params", "dormant_fraction", "dormant_units", "gradient_snr", "existing_entries",
+    "recyclable_layers", "is_recycle_step", "recycle_dormant",
 ]

@@ -16,23 +16,33 @@ def active_params(masks) -> jnp.ndarray:
     return sum(jnp.sum(m, dtype=jnp.int32) for m in jax.tree.leaves(masks))
 
 
-def dormant_fraction(activations: Sequence[jnp.ndarray], tau, unit_masks=None) -> jnp.ndarray:
-    """Fraction of tau-dormant hidden units (Sokar et al. 2023).
+def dormant_units(activations: Sequence[jnp.ndarray], tau, unit_masks=None) -> list[jnp.ndarray]:
+    """Per hidden layer, which units are tau-dormant (Sokar et al. 2023): the one definition,
+    read by `dormant_fraction` and recycled by ReDo (sparse/redo.py).
 
     activations: post-activation outputs of the hidden layers, each [B, ..., units] (conv:
     spatial dims in the middle), output layer excluded. Score of unit i:
     s_i = E|h_i| / (mean_k E|h_k| + 1e-9), expectation over batch (and space); dormant if
     s_i <= tau. unit_masks (optional, per layer [units] bool) drops units that do not exist
-    (param-matched dense) from both the mean and the count.
+    (param-matched dense) from the mean, and they are never dormant.
     """
-    dormant, total = jnp.float32(0.0), jnp.float32(0.0)
+    out = []
     for l, h in enumerate(activations):
         mean_abs = jnp.mean(jnp.abs(h).reshape(-1, h.shape[-1]), axis=0)
         alive = jnp.ones(h.shape[-1], bool) if unit_masks is None else unit_masks[l]
         n_alive = jnp.maximum(jnp.sum(alive), 1)
         layer_mean = jnp.sum(jnp.where(alive, mean_abs, 0.0)) / n_alive
         score = mean_abs / (layer_mean + 1e-9)
-        dormant = dormant + jnp.sum(alive & (score <= tau))
+        out.append(alive & (score <= tau))
+    return out
+
+
+def dormant_fraction(activations: Sequence[jnp.ndarray], tau, unit_masks=None) -> jnp.ndarray:
+    """Fraction of tau-dormant hidden units (`dormant_units`) among the units that exist."""
+    dormant, total = jnp.float32(0.0), jnp.float32(0.0)
+    for l, dead in enumerate(dormant_units(activations, tau, unit_masks)):
+        alive = jnp.ones(dead.shape, bool) if unit_masks is None else unit_masks[l]
+        dormant = dormant + jnp.sum(dead)
         total = total + jnp.sum(alive)
     return dormant / jnp.maximum(total, 1.0)
 
