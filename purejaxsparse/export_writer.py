@@ -42,8 +42,6 @@ def restore_policy_inputs(sweep_dir, run: int, log=print) -> tuple[Plan, dict, i
     if not 0 <= run < plan.num_runs:
         raise ConfigError(f"export: --run {run}: no such run; the sweep has {plan.num_runs} runs "
                           f"(0..{plan.num_runs - 1}, runs.csv)")
-    if not (store.path / "checkpoints").is_dir():
-        raise ConfigError(f"export: {store.path} has no checkpoint (no checkpoints/); run the sweep first")
     shapes = jax.eval_shape(jax.vmap(plan.agent.init), plan.keys, plan.hparams)
     done, inputs = store.restore_run(shapes, plan.agent.policy_inputs, run, log)
     if done is None:

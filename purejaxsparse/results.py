@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 DENSE = METHODS[0]
 
+CONFIG_FILE, RUNS_FILE, RESULTS_FILE = "config.yaml", "runs.csv", "results.csv"
+"""Their names in a sweep directory (store.py lists the directory's other files)."""
 RUN_INFO = ("run", "env", "agent", "method", "sparsity", "seed")
 """First columns of runs.csv and results.csv."""
 RUN_OUTPUTS = ("total_params", "active_params")
@@ -144,7 +146,7 @@ def _require(path: Path, what: str) -> Path:
 
 def read_config(out_dir: str | Path) -> dict:
     """``DIR/config.yaml`` as a dict; must have ``total_steps`` and ``eval_every``."""
-    path = _require(Path(out_dir) / "config.yaml", "config.yaml")
+    path = _require(Path(out_dir) / CONFIG_FILE, CONFIG_FILE)
     cfg = yaml.safe_load(path.read_text()) or {}
     if not isinstance(cfg, dict):
         raise ValueError(f"{path}: expected a mapping, got {type(cfg).__name__}")
@@ -156,7 +158,7 @@ def read_config(out_dir: str | Path) -> dict:
 
 def read_runs(out_dir: str | Path) -> pd.DataFrame:
     """``DIR/runs.csv``: one row per run; must have the ``RUN_INFO`` columns."""
-    path = _require(Path(out_dir) / "runs.csv", "runs.csv")
+    path = _require(Path(out_dir) / RUNS_FILE, RUNS_FILE)
     try:
         runs = pd.read_csv(path)
     except pd.errors.EmptyDataError:
@@ -177,7 +179,7 @@ def read_results(out_dir: str | Path) -> pd.DataFrame:
     dropped, and for a repeated (run, step) the last row wins (a sweep resumed from a
     checkpoint may append an evaluation again). ``finite`` is read as a boolean.
     """
-    path = _require(Path(out_dir) / "results.csv", "results.csv")
+    path = _require(Path(out_dir) / RESULTS_FILE, RESULTS_FILE)
     text = path.read_text(errors="replace")
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
@@ -290,7 +292,7 @@ def merge_sweeps(out_dir: str | Path, sources: list[str | Path]) -> dict:
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ValueError(f"merge: {out_dir} is not empty")
     configs = [read_config(s) for s in sources]
-    tables = [(_csv_text(s / "runs.csv", "runs.csv"), _csv_text(s / "results.csv", "results.csv")) for s in sources]
+    tables = [(_csv_text(s / RUNS_FILE, RUNS_FILE), _csv_text(s / RESULTS_FILE, RESULTS_FILE)) for s in sources]
     base = {k: v for k, v in configs[0].items() if k not in MERGE_FREE_KEYS}
     for s, cfg, (runs, results) in zip(sources[1:], configs[1:], tables[1:]):
         other = {k: v for k, v in cfg.items() if k not in MERGE_FREE_KEYS}
@@ -298,7 +300,7 @@ def merge_sweeps(out_dir: str | Path, sources: list[str | Path]) -> dict:
         if differs:
             raise ValueError(f"merge: {s} differs from {sources[0]} in {differs[0]!r}; only "
                              f"{', '.join(MERGE_FREE_KEYS)} may differ")
-        for name, (header, _), (first, _) in (("runs.csv", runs, tables[0][0]), ("results.csv", results, tables[0][1])):
+        for name, (header, _), (first, _) in ((RUNS_FILE, runs, tables[0][0]), (RESULTS_FILE, results, tables[0][1])):
             if header != first:
                 raise ValueError(f"merge: {s}/{name} has other columns than {sources[0]}/{name}")
     runs_header, results_header = tables[0][0][0], tables[0][1][0]
@@ -323,9 +325,9 @@ def merge_sweeps(out_dir: str | Path, sources: list[str | Path]) -> dict:
     merged["sweep"] = {**(merged.get("sweep") or {}), "seed": seeds}
     merged["merged_from"] = [str(s) for s in sources]
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
-    write_csv(out_dir / "runs.csv", runs_header, run_rows)
-    write_csv(out_dir / "results.csv", results_header, result_rows)
+    (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(merged, sort_keys=False))
+    write_csv(out_dir / RUNS_FILE, runs_header, run_rows)
+    write_csv(out_dir / RESULTS_FILE, results_header, result_rows)
     return merged
 
 

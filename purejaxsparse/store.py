@@ -41,7 +41,8 @@ import yaml
 
 from .config import Plan, load_config, plan_sweep
 from .fields import ConfigError, field_specs
-from .results import FINITE, RUN_INFO, append_rows, env_name, metric_columns, result_header, truncate_results, write_csv
+from .results import (CONFIG_FILE, FINITE, RESULTS_FILE, RUN_INFO, RUNS_FILE, append_rows, env_name,
+                      metric_columns, result_header, truncate_results, write_csv)
 
 # orbax logs a failed read or write through absl, and leaves the sibling tasks and callbacks of
 # the one that failed to report it again (asyncio's "Task exception was never retrieved", a
@@ -59,7 +60,7 @@ sys.unraisablehook = _quiet_closed_loop
 
 LOCK = ".lock"
 """The lock file in a sweep directory; it holds the PID of the process writing the sweep."""
-SWEEP_FILES = ("config.yaml", "results.csv")
+SWEEP_FILES = (CONFIG_FILE, RESULTS_FILE)
 """The files that make a directory a sweep that `resume` can continue (a new sweep writes
 results.csv last, atomically)."""
 DISK_ERRORS = {errno.ENOSPC: "free space", errno.EDQUOT: "free space",
@@ -85,7 +86,8 @@ class SweepDir:
     def __init__(self, path):
         self.path = Path(path)
         self.config_file, self.runs_file, self.results_file = (self.path / name for name in
-                                                               ("config.yaml", "runs.csv", "results.csv"))
+                                                               (CONFIG_FILE, RUNS_FILE, RESULTS_FILE))
+        self.checkpoints_dir = self.path / "checkpoints"
 
     def resumable(self) -> bool:
         """Whether it holds a sweep that `purejaxsparse resume` can continue."""
@@ -120,11 +122,13 @@ class SweepDir:
     def checkpoints(self, like) -> "SweepCheckpoints":
         """Its checkpoints, for a state shaped like `like` (created if missing)."""
         with disk_errors(self.path, "creating checkpoints/"):
-            return SweepCheckpoints(self.path / "checkpoints", like=like)
+            return SweepCheckpoints(self.checkpoints_dir, like=like)
 
     def restore_newest(self, like, log=print):
         """(chunks done, state) of the newest checkpoint that reads back, shaped and placed like
         `like` (arrays); (None, None) without one."""
+        if not self.checkpoints_dir.is_dir():
+            return None, None
         with self.checkpoints(like) as checkpoints:
             return checkpoints.newest(lambda c: checkpoints.restore(c, like), log)
 
@@ -132,6 +136,8 @@ class SweepDir:
         """(chunks done, `select(state)` of run `run` as numpy) from the newest checkpoint that
         reads back, reading only the leaves `select` picks (e.g. a policy, not the replay buffer);
         (None, None) without a checkpoint. shapes: the batched state's shapes."""
+        if not self.checkpoints_dir.is_dir():
+            return None, None
         leaves = jax.tree.leaves(shapes)
         chosen = {id(leaf) for leaf in jax.tree.leaves(select(shapes))}
         wanted = [str(i) for i, leaf in enumerate(leaves) if id(leaf) in chosen and leaf.size > 0]
