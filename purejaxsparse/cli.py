@@ -67,11 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device-memory", metavar="SIZE",
                      help="memory of each device (CPU: of the host) to size the sweep for, e.g. 80GB, "
                           "instead of what JAX reports (with --dry-run: how many runs fit a GPU)")
+    run.add_argument("--log", action="append", metavar="LOGGER",
+                     help="log every run live to tensorboard (OUT/tensorboard/) or wandb (the wandb extra); "
+                          "repeat or comma-separate; adds to the config's logging: mapping; none: no logging")
     res = sub.add_parser("resume", help="continue an interrupted sweep")
     res.add_argument("dir", type=Path)
     res.add_argument("--no-progress", action="store_true")
     res.add_argument("--no-report", action="store_true", help="do not write the report when the sweep completes")
     res.add_argument("--distributed", action="store_true", help="multi-host, as for run")
+    res.add_argument("--log", action="append", metavar="LOGGER",
+                     help="add live loggers to those the sweep has (tensorboard, wandb), or none: log nothing")
     rep = sub.add_parser("report", help="statistics and plots of a sweep directory (DIR/report/)")
     rep.add_argument("dir", type=Path)
     rep.add_argument("--reps", default=2000, help="bootstrap resamples (default 2000)")
@@ -110,13 +115,15 @@ def _cmd_run(args) -> int:
     from .config import apply_overrides, load_config, plan_sweep
     from .fields import ConfigError
     from .memory import parse_bytes
+    from .run_logging import requested, with_loggers
     from .store import check_out_dir
 
     config_path, overrides = _split_run_args(args.args)
     config_path = config_path or _default_config()
     config = apply_overrides(load_config(config_path), overrides)
     config.setdefault("name", config_path.stem)
-    plan = plan_sweep(config)
+    loggers = requested(args.log, config)
+    plan = plan_sweep(with_loggers(config, loggers))  # config.yaml records them for resume
     device_memory = None if args.device_memory is None else parse_bytes(args.device_memory, "--device-memory")
     if args.dry_run:
         return _dry_run(plan, device_memory)
@@ -127,7 +134,7 @@ def _cmd_run(args) -> int:
         check_out_dir(out)
     _note_duplicates(plan)
     return _train(plan, out, resume=False, progress=not args.no_progress, report=not args.no_report,
-                  device_memory=device_memory)
+                  device_memory=device_memory, loggers=loggers)
 
 
 def _note_duplicates(plan) -> None:
@@ -151,10 +158,13 @@ def _dry_run(plan, device_memory) -> int:
 
 
 def _cmd_resume(args) -> int:
+    from .run_logging import requested
     from .store import SweepDir
 
     plan = SweepDir(args.dir).plan("resume", resumable=True)
-    return _train(plan, args.dir, resume=True, progress=not args.no_progress, report=not args.no_report)
+    loggers = requested(args.log, plan.config)
+    return _train(plan, args.dir, resume=True, progress=not args.no_progress, report=not args.no_report,
+                  loggers=loggers)
 
 
 def _is_primary() -> bool:
@@ -162,14 +172,19 @@ def _is_primary() -> bool:
     return jax.process_index() == 0
 
 
-def _train(plan, out: Path, resume: bool, progress: bool, report: bool = True, device_memory=None) -> int:
-    """Run (or resume) the sweep to its end; then print its summary and write its report."""
+def _train(plan, out: Path, resume: bool, progress: bool, report: bool = True, device_memory=None,
+           loggers=()) -> int:
+    """Run (or resume) the sweep to its end, logging it live to `loggers` (process 0 alone);
+    then print its summary and write its report."""
     from .analysis.report import summary_table, write_report
+    from .run_logging import sweep_logging
     from .store import DiskError, resumable
     from .sweep import run_sweep
 
     try:
-        stats = run_sweep(plan, out, resume=resume, progress=progress, device_memory=device_memory)
+        with sweep_logging(loggers if _is_primary() else (), out, plan) as on_chunk:
+            stats = run_sweep(plan, out, resume=resume, progress=progress, device_memory=device_memory,
+                              on_chunk=on_chunk)
     except DiskError as e:
         print(f"purejaxsparse: error: {e}", file=sys.stderr)
         return EXIT_DISK

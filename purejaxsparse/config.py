@@ -22,9 +22,10 @@ import envs
 from .agents import AGENTS, Agent
 from .config_yaml import apply_overrides, load_config  # noqa: F401  (read through this module too)
 from .fields import INT32_MAX, ConfigError, field_specs, make_hparams, stack_hparams
+from .run_logging import config_loggers
 
 REQUIRED = ("agent", "env", "total_steps", "eval_every", "eval_episodes", "sweep")
-OPTIONAL = ("name", "agent_config", "hparams", "method_defaults", "chunk_evals")
+OPTIONAL = ("name", "agent_config", "hparams", "method_defaults", "chunk_evals", "logging")
 MAX_RUNS = 100_000
 """The most runs one sweep may have (its grid is counted before it is expanded, so a bigger one
 is refused at once): planning that many takes about a second, and the state of that many runs
@@ -86,6 +87,7 @@ def build_agent(config: dict) -> Agent:
         raise ConfigError(f"agent: unknown agent {name!r}; allowed: {', '.join(AGENTS)}")
     cls = AGENTS[name]
     total, every, episodes = (_positive_int(config, k) for k in ("total_steps", "eval_every", "eval_episodes"))
+    config_loggers(config)  # `logging`: which live loggers the sweep writes to (run_logging.py)
     static = _parse_static(cls, config.get("agent_config"))
     env = make_env(config["env"], static.num_envs)
     eval_env = env.with_num_envs(episodes)
@@ -373,5 +375,6 @@ def _resolved(config, agent, axes, base, chunk) -> dict:
         "hparams": hparams,
         "method_defaults": _resolved_method_defaults(config, agent, base),
         "sweep": {k: v for k, v in axes.items()},
+        "logging": {name: True for name in config_loggers(config)} or None,
     }
     return {k: v for k, v in out.items() if v is not None}
