@@ -150,6 +150,8 @@ class SweepLogger:
         """Host time spent logging (what logging adds to the sweep's wall time)."""
         if "tensorboard" in loggers:
             self.backends.append(_TensorBoard(self.out_dir))
+            note(f"tensorboard: every run is logged to {self.out_dir / TENSORBOARD_DIR}; view it with: "
+                 f"tensorboard --logdir {self.out_dir / TENSORBOARD_DIR}")
         if "wandb" in loggers:
             self.backends.append(_WandB(self.out_dir, self.name, note))
 
