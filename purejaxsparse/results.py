@@ -268,9 +268,10 @@ def divergence_recorded(results: pd.DataFrame) -> bool:
 
 
 # ------------------------------------------------------------------------------ merging
-MERGE_FREE_KEYS = ("name", "env", "sweep")
+MERGE_FREE_KEYS = ("name", "env", "sweep", "logging")
 """Config keys that may differ between the sweeps that `merge_sweeps` combines (the sweep grid
-is compared through the runs themselves: no run may appear twice)."""
+is compared through the runs themselves: no run may appear twice; live logging changes no
+result)."""
 
 
 def merge_sweeps(out_dir: str | Path, sources: list[str | Path]) -> dict:
@@ -324,6 +325,7 @@ def merge_sweeps(out_dir: str | Path, sources: list[str | Path]) -> dict:
     seeds = sorted({int(row[col["seed"]]) for row in run_rows})
     merged["sweep"] = {**(merged.get("sweep") or {}), "seed": seeds}
     merged["merged_from"] = [str(s) for s in sources]
+    merged.pop("logging", None)  # a merged directory is read, never logged
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(merged, sort_keys=False))
     write_csv(out_dir / RUNS_FILE, runs_header, run_rows)

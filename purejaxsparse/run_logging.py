@@ -30,14 +30,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import math
-import os
-import socket
-import struct
 import sys
 import time
-import uuid
 from pathlib import Path
 
 from .fields import ConfigError
@@ -49,10 +44,6 @@ TENSORBOARD_DIR, WANDB_DIR = "tensorboard", "wandb"
 SWEEP_SERIES = "sweep"
 """DIR/tensorboard/sweep/: the sweep's own series (env steps per second, per chunk)."""
 STEPS_PER_SECOND = "env_steps_per_second"
-WANDB_RECORD = "purejaxsparse-logged.json"
-MAX_CHOICES = 32
-"""A runs.csv column with at most this many values gets them as its choices in TensorBoard's
-hparams view (checkboxes); one with more (e.g. run) is filtered by a range or pattern."""
 WANDB_INSTALL = 'pip install -e ".[wandb]"'
 
 
@@ -87,7 +78,7 @@ def requested(flags: list[str] | None, config: dict) -> tuple[str, ...]:
     chosen = set(config_loggers(config)) | set(names)
     loggers = tuple(name for name in LOGGERS if name in chosen)
     if "wandb" in loggers:
-        _import_wandb()
+        import_wandb()
     if "tensorboard" in loggers:
         _import_tensorboardx()
     return loggers
@@ -102,7 +93,7 @@ def with_loggers(config: dict, loggers: tuple[str, ...]) -> dict:
     return out
 
 
-def _import_wandb():
+def import_wandb():
     try:
         import wandb
     except ImportError:
@@ -149,11 +140,13 @@ class SweepLogger:
         self.seconds = 0.0
         """Host time spent logging (what logging adds to the sweep's wall time)."""
         if "tensorboard" in loggers:
-            self.backends.append(_TensorBoard(self.out_dir))
+            from .tensorboard_logger import TensorBoardLogger
+            self.backends.append(TensorBoardLogger(self.out_dir))
             note(f"tensorboard: every run is logged to {self.out_dir / TENSORBOARD_DIR}; view it with: "
                  f"tensorboard --logdir {self.out_dir / TENSORBOARD_DIR}")
         if "wandb" in loggers:
-            self.backends.append(_WandB(self.out_dir, self.name, note))
+            from .wandb_logger import WandbLogger
+            self.backends.append(WandbLogger(self.out_dir, self.name, note))
 
     def on_chunk(self, rows, chunks_done, env_steps_per_second) -> None:
         """run_sweep's callback: log the chunk's rows (after catching up, the first time) and its
@@ -227,7 +220,7 @@ def _typed(text: str):
     return text
 
 
-def _metrics(row: dict) -> dict[str, float]:
+def metric_values(row: dict) -> dict[str, float]:
     """A results.csv row's metric columns (all after `step`) as floats: finite as 1/0, an empty
     cell as NaN. The same whether the row came from on_chunk or from results.csv's text."""
     keys = list(row)
@@ -240,254 +233,8 @@ def _metrics(row: dict) -> dict[str, float]:
     return out
 
 
-def _by_run(rows) -> dict[int, list[dict]]:
+def by_run(rows) -> dict[int, list[dict]]:
     out: dict[int, list[dict]] = {}
     for row in rows:
         out.setdefault(int(row["run"]), []).append(row)
     return out
-
-
-# ------------------------------------------------------------------------------ TensorBoard
-class _TensorBoard:
-    """DIR/tensorboard/<run name>/: one event per evaluation (every metric column as a scalar,
-    step = env steps) and the run's hparams; DIR/tensorboard/sweep/: env steps per second.
-
-    Events are appended synchronously (no writer threads or open files between chunks), one
-    file per process and series. What a series already holds is read back from its event files
-    at the first write: the newest step, and whether its hparams are there."""
-
-    name = "tensorboard"
-
-    def __init__(self, out_dir: Path):
-        self.root = out_dir / TENSORBOARD_DIR
-        self.out_dir = out_dir
-        self.series: dict = {}      # run index (or SWEEP_SERIES) -> _EventSeries
-        self.hparams = None         # (experiment summary, {run: session start summary})
-
-    def _open(self):
-        if self.series:
-            return
-        runs = run_rows(self.out_dir)
-        for run in runs:
-            self.series[int(run["run"])] = _EventSeries(self.root / run_name(run, len(runs)))
-        self.series[SWEEP_SERIES] = _EventSeries(self.root / SWEEP_SERIES)
-        self.runs = {int(run["run"]): run for run in runs}
-
-    def write(self, rows, step, env_steps_per_second) -> None:
-        from tensorboardX.summary import scalar
-        self._open()
-        for r, run_rows_ in _by_run(rows).items():
-            series = self.series[r]
-            events = [] if series.has_hparams else self._hparams_events(r)
-            for row in run_rows_:
-                s = int(row["step"])
-                if s > series.last_step:
-                    events.append(_event(s, [scalar(k, v).value[0] for k, v in _metrics(row).items()]))
-                    series.last_step = s
-            series.append(events)
-            series.has_hparams = True
-        if step is not None and env_steps_per_second is not None:
-            sweep = self.series[SWEEP_SERIES]
-            if step > sweep.last_step:
-                sweep.append([_event(step, list(scalar(STEPS_PER_SECOND, env_steps_per_second).value))])
-                sweep.last_step = step
-
-    def _hparams_events(self, r: int) -> list:
-        """The run's hparams (TensorBoard's hparams view): the experiment (every runs.csv column,
-        with the values the sweep has, and the metric tags) and this run's values."""
-        from tensorboardX.proto.api_pb2 import DataType, Experiment, HParamInfo, MetricInfo, MetricName
-        from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData, SessionStartInfo
-        from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
-
-        def summary(tag, **content):
-            data = HParamsPluginData(version=0, **content).SerializeToString()
-            meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="hparams", content=data))
-            return Summary.Value(tag=tag, metadata=meta)
-
-        if self.hparams is None:
-            infos = []
-            for name in dict.fromkeys(k for run in self.runs.values() for k in run):
-                values = sorted({run[name] for run in self.runs.values() if name in run}, key=str)
-                kind = ("DATA_TYPE_BOOL" if all(isinstance(v, bool) for v in values) else
-                        "DATA_TYPE_STRING" if any(isinstance(v, str) for v in values) else "DATA_TYPE_FLOAT64")
-                info = HParamInfo(name=name, type=DataType.Value(kind))
-                if len(values) <= MAX_CHOICES:  # a checkbox per value in TensorBoard's filter
-                    info.domain_discrete.extend([str(v) if kind == "DATA_TYPE_STRING" else v for v in values])
-                infos.append(info)
-            metrics = [k for k in self._metric_tags()]
-            experiment = Experiment(hparam_infos=infos, metric_infos=[MetricInfo(name=MetricName(tag=m)) for m in metrics])
-            self.hparams = summary("_hparams_/experiment", experiment=experiment), {i.name: i.type for i in infos}
-        experiment, kinds = self.hparams
-        start = SessionStartInfo(start_time_secs=time.time())
-        for name, value in self.runs[r].items():
-            if kinds[name] == DataType.Value("DATA_TYPE_BOOL"):
-                start.hparams[name].bool_value = bool(value)
-            elif kinds[name] == DataType.Value("DATA_TYPE_STRING"):
-                start.hparams[name].string_value = str(value)
-            else:
-                start.hparams[name].number_value = float(value)
-        return [_event(0, [experiment]), _event(0, [summary("_hparams_/session_start_info", session_start_info=start)])]
-
-    def _metric_tags(self) -> list[str]:
-        path = self.out_dir / "results.csv"
-        with open(path, newline="") as f:
-            header = next(csv.reader(f))
-        return header[header.index("step") + 1:]
-
-    def close(self) -> None:
-        pass  # every write is complete when `write` returns
-
-
-def _event(step: int, values):
-    from tensorboardX.proto.event_pb2 import Event
-    from tensorboardX.proto.summary_pb2 import Summary
-    return Event(wall_time=time.time(), step=int(step), summary=Summary(value=values))
-
-
-class _EventSeries:
-    """One TensorBoard run directory: this process's event file in it (created at its first
-    append) and what the directory already held (last step, hparams written)."""
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-        self.path = None
-        self.last_step, self.has_hparams = -1, False
-        for event in read_events(directory):
-            if event.HasField("summary"):
-                tags = {v.tag for v in event.summary.value}
-                if "_hparams_/session_start_info" in tags:
-                    self.has_hparams = True
-                if tags - {"_hparams_/experiment", "_hparams_/session_start_info"}:
-                    self.last_step = max(self.last_step, event.step)
-
-    def append(self, events) -> None:
-        if not events:
-            return
-        from tensorboardX.proto.event_pb2 import Event
-        if self.path is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self.path = self.directory / (f"events.out.tfevents.{time.time():.0f}.{socket.gethostname()}."
-                                          f"{os.getpid()}.purejaxsparse")
-            events = [Event(wall_time=time.time(), file_version="brain.Event:2")] + list(events)
-        with open(self.path, "ab") as f:
-            f.write(b"".join(_record(e.SerializeToString()) for e in events))
-
-
-def _record(data: bytes) -> bytes:
-    """One TFRecord: length, its masked CRC32C, the data, its masked CRC32C."""
-    from tensorboardX.record_writer import masked_crc32c
-    header = struct.pack("<Q", len(data))
-    return header + struct.pack("<I", masked_crc32c(header)) + data + struct.pack("<I", masked_crc32c(data))
-
-
-def read_events(directory) -> list:
-    """Every event in a TensorBoard run directory's event files, in file order; a record cut
-    short or damaged (a process killed while writing) ends its file."""
-    from tensorboardX.proto.event_pb2 import Event
-    from tensorboardX.record_writer import masked_crc32c
-    events = []
-    directory = Path(directory)
-    if not directory.is_dir():
-        return events
-    for path in sorted(directory.glob("events.out.tfevents.*")):
-        data, pos = path.read_bytes(), 0
-        while pos + 12 <= len(data):
-            header = data[pos:pos + 8]
-            (length,) = struct.unpack("<Q", header)
-            end = pos + 12 + length + 4
-            if (struct.unpack("<I", data[pos + 8:pos + 12])[0] != masked_crc32c(header) or end > len(data)
-                    or struct.unpack("<I", data[end - 4:end])[0] != masked_crc32c(data[pos + 12:end - 4])):
-                break
-            event = Event()
-            event.ParseFromString(data[pos + 12:end - 4])
-            events.append(event)
-            pos = end
-    return events
-
-
-# ------------------------------------------------------------------------------ W&B
-class _WandB:
-    """One W&B run per sweep run (id: the sweep's id and the run index, so a resume continues
-    the same W&B runs), grouped by the sweep; config: the runs.csv row; history: the metric
-    columns at step = env steps, and env steps per second at each chunk's last step.
-
-    What each run holds is recorded after every chunk in DIR/wandb/purejaxsparse-logged.json
-    (W&B's offline files are not read back); with it, the sweep's W&B id."""
-
-    name = "wandb"
-
-    def __init__(self, out_dir: Path, sweep_name: str, note=print):
-        self.wandb = _import_wandb()
-        self.out_dir, self.sweep_name = out_dir, sweep_name
-        self.mode = os.environ.get("WANDB_MODE") or ("online" if _wandb_key() else "offline")
-        self.runs: dict = {}
-        self.record_path = out_dir / WANDB_DIR / WANDB_RECORD
-        if self.mode == "offline":
-            note(f"wandb: offline (no API key set): runs are written to {out_dir / WANDB_DIR}; "
-                 f"upload them with: wandb sync {out_dir / WANDB_DIR}/offline-run-*")
-        else:
-            note(f"wandb: {self.mode}: project {os.environ.get('WANDB_PROJECT', 'purejaxsparse')}, "
-                 f"group {self.group}")
-
-    @property
-    def group(self) -> str:
-        name = self.out_dir.resolve().name
-        return (name if self.sweep_name in name else f"{self.sweep_name}-{name}")[:128]
-
-    def _open(self):
-        if self.runs:
-            return
-        record = json.loads(self.record_path.read_text()) if self.record_path.is_file() else {}
-        self.sweep_id = record.get("sweep_id") or uuid.uuid4().hex[:12]
-        self.logged = {int(k): v for k, v in record.get("logged", {}).items()}
-        rows = run_rows(self.out_dir)
-        settings = self.wandb.Settings(console="off", silent=True, x_disable_stats=True, disable_git=True,
-                                       save_code=False, disable_job_creation=True)
-        (self.out_dir / WANDB_DIR).mkdir(parents=True, exist_ok=True)
-        for run in rows:
-            r = int(run["run"])
-            self.runs[r] = self.wandb.init(
-                project=os.environ.get("WANDB_PROJECT", "purejaxsparse"), group=self.group,
-                name=run_name(run, len(rows)), id=f"{self.sweep_id}-run{r}", resume="allow",
-                config={**run, "sweep": self.sweep_name, "sweep_dir": str(self.out_dir.resolve())},
-                dir=str(self.out_dir), mode=self.mode, reinit="create_new", settings=settings)
-            self.logged.setdefault(r, -1)
-        self._save_record()
-
-    def write(self, rows, step, env_steps_per_second) -> None:
-        self._open()
-        for r, run_rows_ in _by_run(rows).items():
-            for row in run_rows_:
-                s = int(row["step"])
-                if s <= self.logged[r]:
-                    continue
-                values = _metrics(row)
-                if s == step and env_steps_per_second is not None:
-                    values[f"{SWEEP_SERIES}/{STEPS_PER_SECOND}"] = float(env_steps_per_second)
-                self.runs[r].log(values, step=s)
-                self.logged[r] = s
-        self._save_record()
-
-    def _save_record(self) -> None:
-        tmp = self.record_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"sweep_id": self.sweep_id, "logged": self.logged}))
-        os.replace(tmp, self.record_path)
-
-    def close(self) -> None:
-        for run in self.runs.values():
-            with contextlib.suppress(Exception):
-                run.finish()
-        self.runs = {}
-
-
-def _wandb_key() -> bool:
-    """Whether an API key is set (WANDB_API_KEY, or `wandb login`'s entry in ~/.netrc)."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    import netrc
-    try:
-        host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("//")[-1].split("/")[0]
-        return netrc.netrc().authenticators(host) is not None
-    except (OSError, netrc.NetrcParseError):
-        return False
-

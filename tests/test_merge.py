@@ -30,6 +30,8 @@ def sweep_dir(d: Path, env: str, seed: int, total_steps: int = 200) -> Path:
 
 def test_merge_renumbers_runs_and_copies_every_value(tmp_path):
     a, b = sweep_dir(tmp_path / "s0", "Acrobot-v1", 0), sweep_dir(tmp_path / "s1", "Acrobot-v1", 1)
+    logged = yaml.safe_load((b / "config.yaml").read_text())  # logged live: no result differs
+    (b / "config.yaml").write_text(yaml.safe_dump({**logged, "logging": {"tensorboard": True}}))
     merged = merge_sweeps(tmp_path / "m", [a, b])
     runs = (tmp_path / "m" / "runs.csv").read_text().splitlines()
     assert runs[0] + "\n" == RUNS_HEADER
@@ -41,7 +43,7 @@ def test_merge_renumbers_runs_and_copies_every_value(tmp_path):
     assert "3,Acrobot-v1,dqn,rigl,0.9,1,200,-188.8000000,True" in results
     config = yaml.safe_load((tmp_path / "m" / "config.yaml").read_text())
     assert config == merged and config["sweep"]["seed"] == [0, 1] and config["env"] == "Acrobot-v1"
-    assert config["merged_from"] == [str(a), str(b)] and config["total_steps"] == 200
+    assert config["merged_from"] == [str(a), str(b)] and config["total_steps"] == 200 and "logging" not in config
     summary = pd.read_csv(Path(report.write_report(tmp_path / "m", reps=50)).parent / "summary.csv")
     assert summary.set_index("method")["n_scored"].to_dict() == {"dense": 2, "rigl": 2}
 

@@ -70,7 +70,7 @@ def runs_csv(out):
 
 def tensorboard_scalars(out) -> dict:
     """{run index: {tag: [(step, value)]}} read back by TensorBoard's own reader (tensorboard,
-    the test extra), else by run_logging's."""
+    the test extra)."""
     runs = runs_csv(out)
     found = {}
     for run in runs:
@@ -80,16 +80,15 @@ def tensorboard_scalars(out) -> dict:
     return found
 
 
+def tensorboard_events(directory) -> list:
+    """Every event of a run directory, read by TensorBoard's own loader (the test extra)."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    return [event for path in sorted(directory.glob("events.out.tfevents.*"))
+            for event in EventFileLoader(str(path)).Load()]
+
+
 def _scalars(directory) -> dict:
-    try:
-        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    except ImportError:
-        series = {}
-        for event in run_logging.read_events(directory):
-            for v in event.summary.value:
-                if v.HasField("simple_value"):
-                    series.setdefault(v.tag, []).append((event.step, v.simple_value))
-        return series
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     acc = EventAccumulator(str(directory), size_guidance={"scalars": 0}, purge_orphaned_data=False)
     acc.Reload()
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
@@ -99,7 +98,7 @@ def tensorboard_hparams(directory) -> tuple[list[str], dict]:
     """(the experiment's hparam names, this run's values) from the hparams plugin's events."""
     from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
     experiment, values = [], {}
-    for event in run_logging.read_events(directory):
+    for event in tensorboard_events(directory):
         for v in event.summary.value:
             if v.metadata.plugin_data.plugin_name != "hparams":
                 continue
