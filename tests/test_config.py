@@ -27,7 +27,8 @@ def test_make_hparams_equals_the_planned_run_for_every_spelling_of_the_method():
     dqn = {"distribution": "erk", "update_interval": 50, "end": 900, "sparse_init": True, "use_bias": True,
            "skip_gradient": False, "learning_rate": 1e-3, "adam_eps": 1e-7, "gamma": 0.99, "epsilon": 0.01,
            "eval_epsilon": 0.0, "target_update_every": 100, "weight_decay": 1e-6, "huber": False,
-           "epsilon_decay_steps": 0, "reward_clip": False, "start_mode": "delay_updates"}
+           "epsilon_decay_steps": 0, "reward_clip": False, "start_mode": "delay_updates",
+           "redo_every": 0, "redo_tau": 0.1}
     hand = {"rigl": {**dqn, "method": "rigl", "sparsity": 0.8, "drop_fraction": 0.1, "start": 0},
             "prune": {**dqn, "method": "prune", "sparsity": 0.8, "drop_fraction": 0.5, "start": 200}}
     for method, want in hand.items():

@@ -79,6 +79,8 @@ def _optimizer_steps(config: dict) -> int:
 EXPECTED_RUNS = {
     # 5 seeds x (dense x bias on/off + (rigl, prune) x bias on/off x 4 sparsities)
     "minatar_ganaie.yaml": 5 * (2 + 2 * 2 * 4),
+    # 5 seeds x ReDo off/on x (dense, prune at 90% and 95%)
+    "minatar_obando_ceron.yaml": 5 * 2 * (1 + 2),
     # 2 seeds x (dense, rigl, prune at 90%) x bias on/off
     "quick/minatar_breakout.yaml": 2 * 3 * 2,
 }
