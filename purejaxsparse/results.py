@@ -1,6 +1,7 @@
 """The sweep's tidy output files and their one schema: runs.csv, results.csv, config.yaml.
 
-- runs.csv: one row per run: ``RUN_INFO``, every hyperparameter, then ``RUN_OUTPUTS``.
+- runs.csv: one row per run: ``RUN_INFO``, every hyperparameter, ``SHAPE_COLUMNS``, then
+  ``RUN_OUTPUTS``.
 - results.csv: one row per (run, evaluation): ``RUN_INFO``, ``step``, the agent's metrics
   (``eval_return`` first). Optional per-evaluation columns ``finite`` (True while the run's
   parameters and loss were all finite up to this evaluation) and ``diverged_step`` (first
@@ -35,6 +36,9 @@ CONFIG_FILE, RUNS_FILE, RESULTS_FILE = "config.yaml", "runs.csv", "results.csv"
 """Their names in a sweep directory (store.py lists the directory's other files)."""
 RUN_INFO = ("run", "env", "agent", "method", "sparsity", "seed")
 """First columns of runs.csv and results.csv."""
+SHAPE_COLUMNS = ("width",)
+"""runs.csv columns after the hyperparameters: static settings that shape a run's networks
+(`agent_config.width`), so sweeps of several widths merge and are compared like swept values."""
 RUN_OUTPUTS = ("total_params", "active_params")
 """Last columns of runs.csv: per-run outputs (final active count), not hyperparameters."""
 TEXT_COLUMNS = ("env", "agent", "method")
@@ -274,6 +278,15 @@ is compared through the runs themselves: no run may appear twice; live logging c
 result)."""
 
 
+def _merge_compared(config: dict) -> dict:
+    """What must agree between merged sweeps: the config but ``MERGE_FREE_KEYS`` and the
+    network shape (``SHAPE_COLUMNS``, a runs.csv column that tells the runs apart)."""
+    out = {k: v for k, v in config.items() if k not in MERGE_FREE_KEYS}
+    if "agent_config" in out:
+        out["agent_config"] = {k: v for k, v in out["agent_config"].items() if k not in SHAPE_COLUMNS}
+    return out
+
+
 def merge_sweeps(out_dir: str | Path, sources: list[str | Path]) -> dict:
     """Combine the output files of several sweeps of one study (e.g. one directory per seed or
     per env) into ``out_dir``: runs.csv and results.csv with runs renumbered in source order
@@ -282,7 +295,8 @@ def merge_sweeps(out_dir: str | Path, sources: list[str | Path]) -> dict:
     like a sweep; it has no checkpoints, so it cannot be resumed, exported or noise-tested.
 
     Refused with ValueError (one line) when a source is not a sweep directory, the configs differ
-    in anything but ``MERGE_FREE_KEYS``, their files have different columns, or a run (same env,
+    in anything but ``MERGE_FREE_KEYS`` and the network width (a list in the merged config when
+    it differs), their files have different columns, or a run (same env,
     seed and hyperparameters) appears in two sources. Returns the merged config.
     """
     out_dir, sources = Path(out_dir), [Path(s) for s in sources]
@@ -294,9 +308,9 @@ def merge_sweeps(out_dir: str | Path, sources: list[str | Path]) -> dict:
         raise ValueError(f"merge: {out_dir} is not empty")
     configs = [read_config(s) for s in sources]
     tables = [(_csv_text(s / RUNS_FILE, RUNS_FILE), _csv_text(s / RESULTS_FILE, RESULTS_FILE)) for s in sources]
-    base = {k: v for k, v in configs[0].items() if k not in MERGE_FREE_KEYS}
+    base = _merge_compared(configs[0])
     for s, cfg, (runs, results) in zip(sources[1:], configs[1:], tables[1:]):
-        other = {k: v for k, v in cfg.items() if k not in MERGE_FREE_KEYS}
+        other = _merge_compared(cfg)
         differs = sorted(k for k in set(base) | set(other) if base.get(k) != other.get(k))
         if differs:
             raise ValueError(f"merge: {s} differs from {sources[0]} in {differs[0]!r}; only "
@@ -324,6 +338,10 @@ def merge_sweeps(out_dir: str | Path, sources: list[str | Path]) -> dict:
     merged["env"] = configs[0]["env"] if len(envs) == 1 else envs
     seeds = sorted({int(row[col["seed"]]) for row in run_rows})
     merged["sweep"] = {**(merged.get("sweep") or {}), "seed": seeds}
+    shapes = {c: list(dict.fromkeys((cfg.get("agent_config") or {}).get(c, 1) for cfg in configs)) for c in SHAPE_COLUMNS}
+    if any(len(v) > 1 for v in shapes.values()):
+        merged["agent_config"] = {**(merged.get("agent_config") or {}),
+                                  **{c: v if len(v) > 1 else v[0] for c, v in shapes.items()}}
     merged["merged_from"] = [str(s) for s in sources]
     merged.pop("logging", None)  # a merged directory is read, never logged
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -41,8 +41,8 @@ import yaml
 
 from .config import Plan, load_config, plan_sweep
 from .fields import ConfigError, field_specs
-from .results import (CONFIG_FILE, FINITE, RESULTS_FILE, RUN_INFO, RUNS_FILE, append_rows, env_name,
-                      metric_columns, result_header, truncate_results, write_csv)
+from .results import (CONFIG_FILE, FINITE, RESULTS_FILE, RUN_INFO, RUN_OUTPUTS, RUNS_FILE, SHAPE_COLUMNS,
+                      append_rows, env_name, metric_columns, result_header, truncate_results, write_csv)
 
 # orbax logs a failed read or write through absl, and leaves the sibling tasks and callbacks of
 # the one that failed to report it again (asyncio's "Task exception was never retrieved", a
@@ -113,9 +113,10 @@ class SweepDir:
             self.config_file.write_text(yaml.safe_dump(plan.config, sort_keys=False))
             names = list(field_specs(agent.HParams))
             final_active = np.asarray(jax.jit(jax.vmap(agent.final_active_params))(plan.hparams))
-            header = list(RUN_INFO) + [n for n in names if n not in RUN_INFO] + ["total_params", "active_params"]
-            rows = [[{"env": env_name(plan.config), "agent": agent.name, **run}[c] for c in header[:-2]]
-                    + [agent.total_params(), int(final_active[r])] for r, run in enumerate(plan.runs)]
+            shape = [getattr(agent.static, c) for c in SHAPE_COLUMNS]
+            header = list(RUN_INFO) + [n for n in names if n not in RUN_INFO] + list(SHAPE_COLUMNS + RUN_OUTPUTS)
+            rows = [[{"env": env_name(plan.config), "agent": agent.name, **run}[c] for c in header[:-2 - len(shape)]]
+                    + shape + [agent.total_params(), int(final_active[r])] for r, run in enumerate(plan.runs)]
             write_csv(self.runs_file, header, rows)
             write_csv(self.results_file, result_header(metric_columns(agent)), [])
 

@@ -60,6 +60,34 @@ def test_merge_of_envs_reports_one_panel_each(tmp_path):
         assert (tmp_path / "m" / "report" / png).stat().st_size > 1000
 
 
+def with_width(d: Path, width: float, hidden=(64, 64)) -> Path:
+    """A sweep_dir whose network is `width` times wider: agent_config and runs.csv's width column."""
+    config = yaml.safe_load((d / "config.yaml").read_text())
+    (d / "config.yaml").write_text(yaml.safe_dump({**config, "agent_config": {"hidden": list(hidden), "width": width}}))
+    lines = (d / "runs.csv").read_text().splitlines()
+    rows = [line.split(",") for line in lines]
+    (d / "runs.csv").write_text("".join(",".join(r[:-2] + [w] + r[-2:]) + "\n" for r, w in
+                                        zip(rows, ["width"] + [f"{width}"] * (len(rows) - 1))))
+    return d
+
+
+def test_merge_of_widths_groups_each_width(tmp_path):
+    narrow = with_width(sweep_dir(tmp_path / "x1", "Acrobot-v1", 0), 1.0)
+    wide = [with_width(sweep_dir(tmp_path / f"x3s{seed}", "Acrobot-v1", seed), 3.0) for seed in (0, 1)]
+    merged = merge_sweeps(tmp_path / "m", [narrow, *wide])
+    assert merged["agent_config"] == {"hidden": [64, 64], "width": [1.0, 3.0]}
+    runs = pd.read_csv(tmp_path / "m" / "runs.csv")
+    assert runs[["method", "seed", "width"]].values.tolist() == [
+        ["dense", 0, 1.0], ["rigl", 0, 1.0], ["dense", 0, 3.0], ["rigl", 0, 3.0], ["dense", 1, 3.0], ["rigl", 1, 3.0]]
+    summary = pd.read_csv(Path(report.write_report(tmp_path / "m", reps=50)).parent / "summary.csv")
+    assert sorted(zip(summary["method"], summary["width"], summary["n_scored"])) == [
+        ("dense", 1.0, 1), ("dense", 3.0, 2), ("rigl", 1.0, 1), ("rigl", 3.0, 2)]
+    # another network than a wider one is another study
+    other = with_width(sweep_dir(tmp_path / "h", "Acrobot-v1", 2), 1.0, hidden=(32, 32))
+    with pytest.raises(ValueError, match="in 'agent_config'"):
+        merge_sweeps(tmp_path / "m2", [narrow, other])
+
+
 @pytest.mark.parametrize("case, message", [
     ("other total_steps", "differs from .* in 'total_steps'"),
     ("same seed twice", "run 0 of .*s0b .*seed 0.* is also in"),
