@@ -89,10 +89,6 @@ class SweepDir:
                                                                (CONFIG_FILE, RUNS_FILE, RESULTS_FILE))
         self.checkpoints_dir = self.path / "checkpoints"
 
-    def resumable(self) -> bool:
-        """Whether it holds a sweep that `purejaxsparse resume` can continue."""
-        return resumable(self.path)
-
     def plan(self, command: str, resumable: bool = False) -> Plan:
         """The sweep's plan, made again from its config.yaml; `command` names the caller in the
         one-line error when the directory is not a sweep (resumable: results.csv is needed too)."""
@@ -113,11 +109,11 @@ class SweepDir:
             self.config_file.write_text(yaml.safe_dump(plan.config, sort_keys=False))
             names = list(field_specs(agent.HParams))
             final_active = np.asarray(jax.jit(jax.vmap(agent.final_active_params))(plan.hparams))
+            settings = list(RUN_INFO) + [n for n in names if n not in RUN_INFO]
             shape = [getattr(agent.static, c) for c in SHAPE_COLUMNS]
-            header = list(RUN_INFO) + [n for n in names if n not in RUN_INFO] + list(SHAPE_COLUMNS + RUN_OUTPUTS)
-            rows = [[{"env": env_name(plan.config), "agent": agent.name, **run}[c] for c in header[:-2 - len(shape)]]
+            rows = [[{"env": env_name(plan.config), "agent": agent.name, **run}[c] for c in settings]
                     + shape + [agent.total_params(), int(final_active[r])] for r, run in enumerate(plan.runs)]
-            write_csv(self.runs_file, header, rows)
+            write_csv(self.runs_file, settings + list(SHAPE_COLUMNS + RUN_OUTPUTS), rows)
             write_csv(self.results_file, result_header(metric_columns(agent)), [])
 
     def checkpoints(self, like) -> "SweepCheckpoints":

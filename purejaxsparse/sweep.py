@@ -183,6 +183,7 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
             held.callback(bar.close)
         t_run, chunks_run = time.perf_counter(), 0
         first_bad = store.recorded_divergence(num_runs) if done else np.full(num_runs, -1)
+        header = result_header(metric_columns(agent))
         for c in range(done, plan.num_chunks):
             t_chunk = time.perf_counter()
             states, metrics = compiled(states, batch.hparams, jnp.int32(c * plan.chunk_evals * agent.iterations_per_eval))
@@ -194,7 +195,6 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
                 with disk_errors(store.path, f"saving checkpoint {c + 1}"):
                     checkpoints.save(c + 1, states)
                 if on_chunk is not None and primary:
-                    header = result_header(metric_columns(agent))
                     on_chunk([dict(zip(header, row)) for row in rows], c + 1,
                              num_runs * steps_per_chunk / (time.perf_counter() - t_chunk))
             chunks_run += 1
