@@ -159,7 +159,8 @@ def dense_reference(scores: pd.DataFrame) -> pd.Series:
 def normalize_scores(scores: pd.DataFrame) -> pd.DataFrame:
     """Add ``dense_reference`` and ``normalized_score`` (= final_score / dense mean of its env).
 
-    NaN where the env has no scored dense run or its dense mean is <= 0 (logged).
+    NaN where the env has no scored dense run or its dense mean is <= 0 (Acrobot, MountainCar: a
+    ratio to a negative mean would flip the ranking), logged at info level since it is expected there.
     """
     keys = [c for c in ("env", "agent") if c in scores.columns]
     ref = dense_reference(scores)
@@ -167,7 +168,7 @@ def normalize_scores(scores: pd.DataFrame) -> pd.DataFrame:
     out = out.merge(ref.reset_index(), on=keys, how="left")
     bad = ref[~(ref > 0)]
     if len(bad):
-        log.warning("dense mean <= 0 for %s: normalised scores left NaN there", list(bad.index))
+        log.info("dense mean <= 0 for %s (returns are costs there): no normalised scores", list(bad.index))
     missing = out.loc[out["dense_reference"].isna(), keys].drop_duplicates()
     if len(missing):
         log.info("no scored dense runs for %s: normalised scores left NaN there", missing.to_dict("records"))
