@@ -143,3 +143,9 @@ def describe(hp, run: int | None = None) -> dict[str, Any]:
         v = np.asarray(getattr(hp, name))
         out[name] = spec.name_of(v if run is None else v[run])
     return out
+
+
+def first_line(e: BaseException, width: int = 160) -> str:
+    """An exception as one line of at most `width` characters, for errors said in one line."""
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return text if len(text) <= width else text[:width - 3] + "..."

@@ -29,13 +29,12 @@ every step it holds (the chunks a resume computes again after an unreadable chec
 from __future__ import annotations
 
 import contextlib
-import csv
 import math
 import sys
 import time
 from pathlib import Path
 
-from .fields import ConfigError
+from .fields import ConfigError, first_line
 
 LOGGERS = ("tensorboard", "wandb")
 """What `--log` and the config's `logging` mapping may name."""
@@ -163,11 +162,14 @@ class SweepLogger:
         if self.caught_up:
             return
         self.caught_up = True
-        path = self.out_dir / "results.csv"
-        if not path.is_file():
+        from .results import RESULTS_FILE, read_results
+        if not (self.out_dir / RESULTS_FILE).is_file():
             return
-        rows = [row for row in _complete_rows(path) if before is None or int(row["step"]) < before]
-        self._write(rows, None, None)
+        try:
+            rows = read_results(self.out_dir).to_dict("records")
+        except ValueError:  # no complete row yet
+            return
+        self._write([row for row in rows if before is None or int(row["step"]) < before], None, None)
 
     def _write(self, rows, step, env_steps_per_second) -> None:
         """Each logger writes; one that fails (a full disk, a lost connection) says so in one line
@@ -177,8 +179,7 @@ class SweepLogger:
                 backend.write(rows, step, env_steps_per_second)
             except Exception as e:  # noqa: BLE001  (logging must never end a sweep)
                 self.backends.remove(backend)
-                first = (str(e).splitlines() or [type(e).__name__])[0]
-                print(f"{backend.name} logging stopped ({first}); the sweep goes on; resume with "
+                print(f"{backend.name} logging stopped ({first_line(e)}); the sweep goes on; resume with "
                       f"--log {backend.name} to catch up", file=sys.stderr)
                 with contextlib.suppress(Exception):
                     backend.close()
@@ -188,19 +189,16 @@ class SweepLogger:
             backend.close()
 
 
-def _complete_rows(path: Path) -> list[dict]:
-    """results.csv's complete lines as dicts (a last line without its newline is left out)."""
-    text = path.read_text()
-    if not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-    return list(csv.DictReader(text.splitlines()))
-
-
 def run_rows(out_dir: Path) -> list[dict]:
-    """runs.csv's rows with typed values (numbers, True/False as bools, empty cells left out):
-    each run's hyperparameters for TensorBoard's hparams view and W&B's config."""
-    with open(Path(out_dir) / "runs.csv", newline="") as f:
-        return [{k: _typed(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+    """runs.csv's rows as plain Python values (empty cells left out): each run's hyperparameters
+    for TensorBoard's hparams view and W&B's config."""
+    from .results import read_runs
+    return [{k: v.item() if hasattr(v, "item") else v for k, v in row.items() if not _empty(v)}
+            for row in read_runs(out_dir).to_dict("records")]
+
+
+def _empty(v) -> bool:
+    return isinstance(v, float) and math.isnan(v)
 
 
 def run_name(run: dict, num_runs: int) -> str:
@@ -209,28 +207,11 @@ def run_name(run: dict, num_runs: int) -> str:
     return f"run{int(run['run']):0{width}d}-{run['method']}-s{float(run['sparsity']):g}-seed{run['seed']}"
 
 
-def _typed(text: str):
-    if text in ("True", "False"):
-        return text == "True"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def metric_values(row: dict) -> dict[str, float]:
-    """A results.csv row's metric columns (all after `step`) as floats: finite as 1/0, an empty
-    cell as NaN. The same whether the row came from on_chunk or from results.csv's text."""
+    """A results.csv row's metric columns (all after `step`) as floats, finite as 1/0: the same
+    whether the row came from on_chunk or from results.read_results."""
     keys = list(row)
-    out = {}
-    for key in keys[keys.index("step") + 1:]:
-        v = row[key]
-        if isinstance(v, str):
-            v = {"True": 1.0, "False": 0.0, "": math.nan}.get(v, v)
-        out[key] = float(v)
-    return out
+    return {key: float(row[key]) for key in keys[keys.index("step") + 1:]}
 
 
 def by_run(rows) -> dict[int, list[dict]]:

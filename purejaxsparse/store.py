@@ -40,7 +40,7 @@ import orbax.checkpoint as ocp
 import yaml
 
 from .config import Plan, load_config, plan_sweep
-from .fields import ConfigError, field_specs
+from .fields import ConfigError, field_specs, first_line
 from .results import (CONFIG_FILE, FINITE, RESULTS_FILE, RUN_INFO, RUN_OUTPUTS, RUNS_FILE, SHAPE_COLUMNS,
                       append_rows, env_name, metric_columns, result_header, truncate_results, write_csv)
 
@@ -264,7 +264,7 @@ class SweepCheckpoints:
             try:
                 value = read(step)
             except Exception as e:  # noqa: BLE001 -- whatever the damage, the checkpoint is unusable
-                failed.append(f"checkpoint {step} ({_first_line(e)})")
+                failed.append(f"checkpoint {step} ({first_line(e)})")
                 self.unreadable.add(step)
                 continue
             if failed:
@@ -286,11 +286,6 @@ def _stored_leaves(state) -> dict:
     """The leaves worth storing, by flat index. orbax refuses zero-size arrays (Brax states hold
     some); they carry no data, so restore takes them from the freshly initialised state."""
     return {str(i): x for i, x in enumerate(jax.tree.leaves(state)) if x.size > 0}
-
-
-def _first_line(e: BaseException, width: int = 160) -> str:
-    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 # -- the sweep directory -----------------------------------------------------------------------

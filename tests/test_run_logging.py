@@ -134,9 +134,10 @@ def assert_logged_as_results(out, scalars):
 
 
 def chunk_rows(out, chunk):
-    """The rows of results.csv that run_sweep hands to on_chunk after `chunk` (1-based)."""
+    """The rows of results.csv that run_sweep hands to on_chunk after `chunk` (1-based), with
+    typed values as run_sweep hands them."""
     by_run, _ = results_by_run(out)
-    return [row for rows in by_run.values() for row in rows
+    return [{k: typed(v) for k, v in row.items()} for rows in by_run.values() for row in rows
             if STEPS_PER_CHUNK * (chunk - 1) < int(row["step"]) <= STEPS_PER_CHUNK * chunk]
 
 
