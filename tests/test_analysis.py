@@ -141,6 +141,19 @@ def test_normalised_scores(tmp_path):
     assert stats.normalize_scores(neg)["normalized_score"].isna().all()
 
 
+def test_wide_runs_are_normalised_by_the_dense_network_of_their_width(tmp_path):
+    d = write_sweep(tmp_path, envs=("CartPole-v1",), methods=("dense", "rigl"), seeds=4)
+    config, runs, results = report.load_sweep(d)
+    fs = stats.final_scores(results, runs)
+    narrow = fs.assign(width=1.0)
+    wide = fs.assign(width=3.0, final_score=3 * fs["final_score"] + 7, run=fs["run"] + len(fs))
+    out = stats.normalize_scores(pd.concat([narrow, wide], ignore_index=True))
+    for width, part in ((1.0, narrow), (3.0, wide)):
+        ref = part.loc[part.method == "dense", "final_score"].to_numpy().mean()
+        got = out[out.width == width]
+        np.testing.assert_allclose(got["normalized_score"], part["final_score"].to_numpy() / ref)
+
+
 # --------------------------------------------------------------- partial / robust
 def test_partial_sweep_and_truncated_line(tmp_path):
     n_evals = {0: 10, 3: 0, 5: 17}

@@ -135,8 +135,8 @@ def write_report(out_dir: str | Path, reps: int = 2000, seed: int = 0) -> Path:
         "dotted vertical line at its size, so methods of one size compare at one x.",
         plots.plot_score_vs_params, summary, group_cols=st.summary_group_columns(summary))
     add("iqm_bars.png",
-        "IQM bars: normalised final return (1 = mean of full-dense runs of the env) at the sparsity closest "
-        "to 90%, with 95% stratified-bootstrap CIs; 'All envs' pools every env.",
+        "IQM bars: normalised final return (1 = mean of full-dense runs of the env and network width) "
+        "at the sparsity closest to 90%, with 95% stratified-bootstrap CIs; 'All envs' pools every env.",
         plots.plot_iqm_bars, scores, runs, reps=reps, seed=seed, group_cols=gcols)
     add("learning_curves.png",
         "Learning curves: evaluation return vs environment steps, mean over seeds with +-1 std band, "

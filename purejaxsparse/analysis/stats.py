@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from rliable import library as rly
 
-from ..results import DENSE, RUN_INFO, diverged_runs, hparam_columns
+from ..results import DENSE, RUN_INFO, SHAPE_COLUMNS, diverged_runs, hparam_columns
 
 log = logging.getLogger(__name__)
 
@@ -150,19 +150,26 @@ def _scored(scores: pd.DataFrame) -> pd.Series:
 
 
 def dense_reference(scores: pd.DataFrame) -> pd.Series:
-    """Mean final score of full-dense runs per (env, agent): the normaliser. Indexed by (env, agent)."""
-    keys = [c for c in ("env", "agent") if c in scores.columns]
+    """Mean final score of full-dense runs per (env, agent, width): the normaliser, so that a
+    wide sparse network is compared with the dense network of its own width (runs.csv's shape
+    columns; a sweep of one width has one reference per env). Indexed by those keys."""
+    keys = _reference_keys(scores)
     dense = scores[(scores["method"] == DENSE) & _scored(scores)]
     return dense.groupby(keys)["final_score"].mean().rename("dense_reference")
 
 
+def _reference_keys(scores: pd.DataFrame) -> list[str]:
+    return [c for c in ("env", "agent", *SHAPE_COLUMNS) if c in scores.columns]
+
+
 def normalize_scores(scores: pd.DataFrame) -> pd.DataFrame:
-    """Add ``dense_reference`` and ``normalized_score`` (= final_score / dense mean of its env).
+    """Add ``dense_reference`` and ``normalized_score`` (= final_score / dense mean of its env and
+    width).
 
     NaN where the env has no scored dense run or its dense mean is <= 0 (Acrobot, MountainCar: a
     ratio to a negative mean would flip the ranking), logged at info level since it is expected there.
     """
-    keys = [c for c in ("env", "agent") if c in scores.columns]
+    keys = _reference_keys(scores)
     ref = dense_reference(scores)
     out = scores.drop(columns=["dense_reference", "normalized_score"], errors="ignore")
     out = out.merge(ref.reset_index(), on=keys, how="left")
