@@ -21,6 +21,9 @@ def goals(sweep_dir: Path) -> pd.DataFrame:
     steps = int(yaml.safe_load((sweep_dir / "config.yaml").read_text())["total_steps"])
     checkpoints = sweep_dir / "checkpoints"
     newest = max(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit())
+    # raw leaves, not purejaxsparse's store.SweepDir.restore_run: these checkpoints were written
+    # at c7144af, before sweeps recorded their state layout, and today's DQN state orders its
+    # leaves differently, so the store's index-based partial read would pick other leaves
     leaves = ocp.PyTreeCheckpointer().restore(str(checkpoints / str(newest) / "default"))
     # the replay's `terminated`: the one bool leaf of shape [runs, capacity, envs]
     terminated = [np.asarray(v) for v in leaves.values()
