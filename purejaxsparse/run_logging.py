@@ -162,12 +162,10 @@ class SweepLogger:
         if self.caught_up:
             return
         self.caught_up = True
-        from .results import RESULTS_FILE, read_results
-        if not (self.out_dir / RESULTS_FILE).is_file():
-            return
+        from .results import read_results
         try:
             rows = read_results(self.out_dir).to_dict("records")
-        except ValueError:  # no complete row yet
+        except (FileNotFoundError, ValueError):  # no results.csv, or no complete row yet
             return
         self._write([row for row in rows if before is None or int(row["step"]) < before], None, None)
 
@@ -193,12 +191,8 @@ def run_rows(out_dir: Path) -> list[dict]:
     """runs.csv's rows as plain Python values (empty cells left out): each run's hyperparameters
     for TensorBoard's hparams view and W&B's config."""
     from .results import read_runs
-    return [{k: v.item() if hasattr(v, "item") else v for k, v in row.items() if not _empty(v)}
+    return [{k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))}
             for row in read_runs(out_dir).to_dict("records")]
-
-
-def _empty(v) -> bool:
-    return isinstance(v, float) and math.isnan(v)
 
 
 def run_name(run: dict, num_runs: int) -> str:

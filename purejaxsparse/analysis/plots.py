@@ -225,8 +225,9 @@ def plot_iqm_bars(scores: pd.DataFrame, runs: pd.DataFrame | None, path: str | P
 
     ``scores``: per-run final scores (:func:`stats.final_scores`, with runs.csv columns);
     diverged runs are left out. Normalised by the full-dense mean of each env and network width
-    (so full dense ~ 1); envs whose dense mean is missing or <= 0 are left out. ``sparsity`` defaults to the run
-    sparsity closest to 0.9. "All envs" pools every env's runs, resampling within each env.
+    (so full dense ~ 1); envs whose dense mean is missing or <= 0 are left out. ``sparsity``
+    defaults to the run sparsity closest to 0.9. "All envs" pools every env's runs, resampling
+    within each env.
     """
     if scores is None or scores.empty or "final_score" not in scores.columns:
         raise SkipPlot("no per-run final scores")
