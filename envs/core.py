@@ -83,8 +83,8 @@ def _strong(tree):
 class Env:
     """Base class: batched, auto-resetting, time-limited env over E copies.
 
-    Subclasses set `name`, `obs_shape`, `action_space`, `max_episode_steps`, `pixel_obs` and
-    implement `_reset_one(key) -> (inner, obs)` and
+    Subclasses set `name`, `obs_shape`, `action_space`, `max_episode_steps`, `pixel_obs`,
+    `binary_obs` and implement `_reset_one(key) -> (inner, obs)` and
     `_step_one(key, inner, action) -> (inner, obs, reward, terminated)` for ONE env. Equality and
     hashing go by (class, name, num_envs, overrides), so equal envs can share jit caches.
     """
@@ -95,6 +95,7 @@ class Env:
     action_space: Discrete | Box
     max_episode_steps: int
     pixel_obs: bool = False
+    binary_obs: bool = False      # every observation entry is 0 or 1 (replays store them as bits)
     checkpointable: bool = True   # the env state is a JAX pytree (False: it lives in a host pool)
     overrides: dict
 

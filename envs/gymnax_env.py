@@ -71,6 +71,7 @@ class GymnaxEnv(Env):
         self.overrides = dict(overrides)
         self.max_episode_steps = int(self.params.max_steps_in_episode)
         self.pixel_obs = False
+        self.binary_obs = name.endswith("-MinAtar")  # MinAtar: one boolean channel per object kind
 
         space = self._env.action_space(self.params)
         if hasattr(space, "n"):

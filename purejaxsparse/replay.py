@@ -1,6 +1,8 @@
 """Uniform replay buffers in device memory, cheap under vmap: transitions, or pixel frames stored once.
 
-Storage is [capacity, E, ...] per field (E parallel envs). The write position comes from the
+Storage is [capacity, E, ...] per field (E parallel envs). Binary observations (MinAtar's) are
+stored as packed bits, 32x smaller than float32, and unpacked to the env's float32 when sampled,
+so a batch holds exactly the values the env gave. The write position comes from the
 global iteration counter, which is *not* batched over runs (it is the same for every run of a
 sweep), so under `jax.vmap` a write stays an in-place dynamic-update-slice of one row instead of
 a scatter or a select over the whole buffer. Sampling gathers B random (row, env) pairs.
@@ -9,6 +11,7 @@ a scatter or a select over the whole buffer. Sampling gathers B random (row, env
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +42,19 @@ def sample(key: jax.Array, buffer: dict, rows_filled, batch_size: int) -> dict:
     flat = (jax.random.bits(key, (batch_size,), jnp.uint32) % n).astype(jnp.int32)
     rows, envs = flat // num_envs, flat % num_envs
     return jax.tree.map(lambda store: store[rows, envs], buffer)
+
+
+# ---- binary observations as packed bits -------------------------------------------------------
+
+def pack_bits(obs: jax.Array) -> jax.Array:
+    """[E, *shape] observations of 0s and 1s -> uint8 [E, ceil(prod(shape) / 8)], 8 entries a byte."""
+    return jnp.packbits(obs.reshape(obs.shape[0], -1) != 0, axis=-1)
+
+
+def unpack_bits(packed: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
+    """Inverse of `pack_bits` for any leading axes: [..., bytes] -> [..., *shape] of `dtype`."""
+    bits = jnp.unpackbits(packed, axis=-1, count=math.prod(shape))
+    return bits.reshape(*packed.shape[:-1], *shape).astype(dtype)
 
 
 # ---- frame replay: pixel observations stored once, stacks rebuilt when sampling ---------------
@@ -98,23 +114,39 @@ def sample_frames(key: jax.Array, buffer: dict, rows_written, batch_size: int, s
 
 @dataclasses.dataclass(frozen=True)
 class TransitionReplay:
-    """Whole transitions per row (obs and next_obs): vector observations."""
+    """Whole transitions per row (obs and next_obs): vector observations.
+
+    binary_obs: the env's observations (of `obs_shape`) are all 0 or 1 (`Env.binary_obs`), so obs
+    and next_obs are stored as packed bits (`pack_bits`) and sampled back as float32. next_obs keeps a store of its
+    own: on an episode's last step it is the final observation, which the next row (the reset
+    observation) does not hold.
+    """
 
     capacity: int
+    binary_obs: bool = False
+    obs_shape: tuple[int, ...] = ()
+
+    def _stored(self, obs: jax.Array) -> jax.Array:
+        return pack_bits(obs) if self.binary_obs else obs
 
     def init(self, obs: jax.Array, action: jax.Array) -> dict:
         e = obs.shape[0]
-        return init_buffer(self.capacity, {"obs": obs, "next_obs": obs, "action": action,
+        stored = self._stored(obs)
+        return init_buffer(self.capacity, {"obs": stored, "next_obs": stored, "action": action,
                                            "reward": jnp.zeros(e, jnp.float32), "terminated": jnp.zeros(e, bool)})
 
     def add(self, buffer: dict, t, obs, action, reward, terminated, info: dict, first) -> dict:
         """Iteration t's step from `obs` (first: the env's step count was 0; unused here)."""
-        return add(buffer, t, {"obs": obs, "next_obs": info["final_obs"], "action": action,
-                               "reward": reward, "terminated": terminated})
+        return add(buffer, t, {"obs": self._stored(obs), "next_obs": self._stored(info["final_obs"]),
+                               "action": action, "reward": reward, "terminated": terminated})
 
     def sample(self, key, buffer: dict, iterations, batch_size: int) -> dict:
         """B transitions from what `iterations` iterations stored."""
-        return sample(key, buffer, iterations, batch_size)
+        batch = sample(key, buffer, iterations, batch_size)
+        if self.binary_obs:
+            for k in ("obs", "next_obs"):
+                batch[k] = unpack_bits(batch[k], self.obs_shape, jnp.float32)
+        return batch
 
 
 @dataclasses.dataclass(frozen=True)

@@ -154,7 +154,7 @@ class DQN(Agent):
             raise ValueError(f"a {stack}-frame replay needs buffer_size >= {(stack + 2) * env.num_envs} and "
                              f"learning_starts >= {(stack + 1) * env.num_envs} (whole stacks and a next frame)")
         self.replay = (replay.FrameReplay(self.schedule.capacity, stack) if stack > 1
-                       else replay.TransitionReplay(self.schedule.capacity))
+                       else replay.TransitionReplay(self.schedule.capacity, env.binary_obs, env.obs_shape))
 
     def networks(self):
         return {"q": self.q}
@@ -274,6 +274,15 @@ class DQN(Agent):
 
     def final_active_params(self, hp) -> jax.Array:
         return sp.final_active_params(self.q.spec, hp.sparse())
+
+    def sparse_networks(self, hp):
+        return [("q", self.q, hp.sparse())]
+
+    def optimizer_steps(self) -> tuple[int, str]:
+        s = self.static
+        return self.schedule.rounds(self.total_steps // self.env.num_envs), (
+            f"one every {s.train_every * self.env.num_envs} env step(s) from env step "
+            f"{max(s.learning_starts, 1):,} on (learning_starts)")
 
     def state_groups(self, state: DQNState) -> dict:
         return {"replay": state.buffer, "params": (state.params, state.target_params),
