@@ -1,15 +1,20 @@
-"""Command line: `purejaxsparse run|resume|report|robustness|export` (export: one run's policy as
-a numpy-only file, export_writer.py).
+"""Command line: `purejaxsparse run|resume|report|robustness|merge|export` (export: one run's
+policy as a numpy-only file, export_writer.py).
 
 Bad input (unknown key/agent/env/method, values or options out of range, malformed YAML or a
-duplicate key, missing file, wrong type, an existing non-empty --out, a sweep whose state does not
-fit the device's memory, a sweep directory another process is writing) prints one line naming the
-field and what is allowed, exits with code 2, and leaves no output directory behind. A full or
-read-only disk: one line, exit code 1. SIGINT (Ctrl-C) and SIGTERM: one line, exit code 130 or
-143; either way the sweep stays resumable. `run --dry-run` prints the plan and its memory
-estimate and writes nothing. `run` and `resume` end a completed sweep by printing its summary
-(with how many runs diverged) and writing its report, DIR/report/index.html, whose path they
-print (`--no-report`: not).
+duplicate key, a YAML file beyond bounds (config_yaml.py: size, nesting, aliases) or with a key
+that is not a string, a binary file, missing file, wrong type, a network too large to count in
+int32, an existing non-empty --out, a sweep directory missing one of its files, a sweep whose
+state does not fit the device's memory, a sweep directory another process is writing) prints one
+line naming the field and what is allowed, exits with code 2, and leaves no output directory
+behind. A path that cannot be written (read-only, forbidden or immutable, a parent that is a
+file, a dangling symbolic link; checked before any work) or a full disk: one line naming the
+path and the fix, exit code 1 (disk.py). SIGINT (Ctrl-C) and SIGTERM, at any moment (a signal
+while the chunk compiles: as soon as the compiler returns): one line, exit code 130 or 143,
+later signals ignored; either way the sweep stays resumable (interrupt.py). `run --dry-run`
+prints the plan and its memory estimate and writes nothing. `run` and `resume` end a completed
+sweep by printing its summary (with how many runs diverged) and writing its report,
+DIR/report/index.html, whose path they print (`--no-report`: not).
 """
 
 from __future__ import annotations
@@ -112,6 +117,7 @@ def _quiet_libraries() -> None:
 
 
 def _cmd_run(args) -> int:
+    from . import disk
     from .config import apply_overrides, load_config, plan_sweep
     from .fields import ConfigError
     from .memory import parse_bytes
@@ -130,8 +136,10 @@ def _cmd_run(args) -> int:
     if args.distributed and not args.out:
         raise ConfigError("--out: required with --distributed (every host must write to the same shared directory)")
     out = args.out or Path("runs") / f"{config['name']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    args.sweep_dir = out
     if _is_primary():
         check_out_dir(out)
+        disk.check_dir(out, "making the sweep directory", then="run again (or choose another --out)")
     _note_duplicates(plan)
     return _train(plan, out, resume=False, progress=not args.no_progress, report=not args.no_report,
                   device_memory=device_memory, loggers=loggers)
@@ -159,9 +167,13 @@ def _dry_run(plan, device_memory) -> int:
 
 def _cmd_resume(args) -> int:
     from .run_logging import requested
-    from .store import SweepDir
+    from .store import SWEEP_FILES, SweepDir
 
-    plan = SweepDir(args.dir).plan("resume", resumable=True)
+    args.sweep_dir = args.dir
+    store = SweepDir(args.dir)
+    plan = store.plan("resume", needs=SWEEP_FILES)
+    if _is_primary():
+        store.check_writable()
     loggers = requested(args.log, plan.config)
     return _train(plan, args.dir, resume=True, progress=not args.no_progress, report=not args.no_report,
                   loggers=loggers)
@@ -178,21 +190,11 @@ def _train(plan, out: Path, resume: bool, progress: bool, report: bool = True, d
     then print its summary and write its report."""
     from .analysis.report import summary_table, write_report
     from .run_logging import sweep_logging
-    from .store import DiskError, resumable
     from .sweep import run_sweep
 
-    try:
-        with sweep_logging(loggers if _is_primary() else (), out, plan) as on_chunk:
-            stats = run_sweep(plan, out, resume=resume, progress=progress, device_memory=device_memory,
-                              on_chunk=on_chunk)
-    except DiskError as e:
-        print(f"purejaxsparse: error: {e}", file=sys.stderr)
-        return EXIT_DISK
-    except KeyboardInterrupt as e:  # sweep.Interrupted: SIGINT or SIGTERM
-        if _is_primary():
-            print(f"interrupted: {out} is resumable: purejaxsparse resume {out}" if resumable(out) else
-                  "interrupted before the sweep started; nothing was written", file=sys.stderr)
-        return getattr(e, "exit_code", EXIT_INTERRUPTED)
+    with sweep_logging(loggers if _is_primary() else (), out, plan) as on_chunk:
+        stats = run_sweep(plan, out, resume=resume, progress=progress, device_memory=device_memory,
+                          on_chunk=on_chunk)
     if not _is_primary():
         return 0
     if stats.chunks_run:
@@ -212,16 +214,21 @@ def _train(plan, out: Path, resume: bool, progress: bool, report: bool = True, d
 
 
 def _cmd_report(args) -> int:
+    from . import disk
     from .analysis.report import write_report
 
+    if Path(args.dir).is_dir():  # else not a sweep: write_report says so
+        disk.check_dir(Path(args.dir) / "report", "writing the report into")
     path = write_report(args.dir, reps=args.reps, seed=args.seed)
     print(f"report written: {path}")
     return 0
 
 
 def _cmd_merge(args) -> int:
+    from . import disk
     from .results import merge_sweeps
 
+    disk.check_dir(args.out, "writing the merged sweep into")
     merged = merge_sweeps(args.out, args.dirs)
     envs = merged["env"] if isinstance(merged["env"], list) else [merged["env"]]
     print(f"merged {len(args.dirs)} sweeps ({len(envs)} env(s), seeds {merged['sweep']['seed']}) into {args.out}; "
@@ -230,16 +237,21 @@ def _cmd_merge(args) -> int:
 
 
 def _cmd_robustness(args) -> int:
+    from . import disk
     from .robustness import run_robustness
 
+    if Path(args.dir).is_dir():  # else not a sweep: run_robustness says so
+        disk.check_dir(Path(args.dir) / "report", "writing the robustness table into")
     path = run_robustness(args.dir, args.sigma, episodes=args.episodes)
     print(f"robustness written: {path}")
     return 0
 
 
 def _cmd_export(args) -> int:
+    from . import disk
     from .export_writer import CSR_MAX_DENSITY, export_run
 
+    disk.check_file(args.out, "writing the policy to")
     density = CSR_MAX_DENSITY if args.csr_max_density is None else args.csr_max_density
     meta = export_run(args.dir, args.run, args.out, csr_max_density=density)
     layers = ", ".join(f"{layer['in']}x{layer['out']} {layer['format']} {layer['density']:.1%}"
@@ -254,6 +266,7 @@ def _check_options(args) -> None:
     """Convert each numeric option (given as text) and check it as a config value is checked
     (fields.Field), so a bad one is a one-line ConfigError naming it. --sigma: a comma-separated
     list of values."""
+    from .errors import shown
     from .fields import ConfigError, Field
 
     specs = {"reps": Field("int", 2000, low=1, high=100_000), "seed": Field("int", 0, low=0),
@@ -266,7 +279,7 @@ def _check_options(args) -> None:
         flag = "--" + name.replace("_", "-")
         texts = [t for t in str(given).split(",") if t.strip()] if name == "sigma" else [given]
         if not texts:
-            raise ConfigError(f"{flag}: got {given!r}; allowed: comma-separated numbers, each {spec.allowed()}")
+            raise ConfigError(f"{flag}: got {shown(given)}; allowed: comma-separated numbers, each {spec.allowed()}")
         values = []
         for text in texts:
             value = _number(text)
@@ -291,14 +304,39 @@ COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "report": _cmd_report, "merg
 
 
 def main(argv=None) -> int:
+    """Run one command; returns its exit code. argv None: the process's own command line, and
+    the process ends when main returns, so SIGINT and SIGTERM stay ignored after it (an exit
+    handler is never cut short into a traceback)."""
+    from .interrupt import stop_on_signal
+
+    with stop_on_signal(ending=argv is None) as stop:
+        args = None
+        try:
+            args = _parse(argv)
+            code = _run_command(args)
+            stop.check()  # a signal whose raise a callback swallowed
+            return code
+        except KeyboardInterrupt as e:  # interrupt.Interrupted: SIGINT or SIGTERM, at any moment
+            _say_interrupted(args)
+            return getattr(e, "exit_code", EXIT_INTERRUPTED)
+
+
+def _parse(argv):
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # overrides may also come after options: run CONFIG --out DIR key=value
         if args.command != "run" or any(x.startswith("-") for x in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.args = list(args.args) + extra
+    return args
+
+
+def _run_command(args) -> int:
+    """The command, with every problem said in one line: bad input (exit 2), a path that cannot
+    be read or written (disk.DiskError or any other OSError: exit 1)."""
     _quiet_libraries()
-    from .fields import ConfigError
+    from .disk import DiskError, describe
+    from .errors import ConfigError
 
     if getattr(args, "distributed", False):
         import jax
@@ -307,16 +345,43 @@ def main(argv=None) -> int:
         _check_options(args)
         return COMMANDS[args.command](args)
     except ConfigError as e:
-        print(f"purejaxsparse: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:  # Ctrl-C outside a sweep's chunks (those: _train)
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _error(str(e), EXIT_BAD_INPUT)
+    except DiskError as e:
+        return _error(str(e), EXIT_DISK)
     except (FileNotFoundError, ValueError) as e:
         if args.command in ("report", "robustness", "merge"):
-            print(f"purejaxsparse: error: {str(e).splitlines()[0]}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+            return _error(str(e).strip().splitlines()[0], EXIT_BAD_INPUT)
+        if isinstance(e, OSError):
+            return _error(describe(e), EXIT_DISK)
         raise
+    except OSError as e:
+        return _error(describe(e), EXIT_DISK)
+
+
+def _error(text: str, code: int) -> int:
+    print(f"purejaxsparse: error: {text}", file=sys.stderr)
+    return code
+
+
+def _say_interrupted(args) -> None:
+    """The one line of an interrupted command (process 0's alone): a sweep that resume can
+    continue says so; a run stopped before its sweep started wrote nothing."""
+    if args is not None and getattr(args, "distributed", False) and not _is_primary():
+        return
+    out = getattr(args, "sweep_dir", None)
+    if out is not None:
+        from .store import resumable
+        if resumable(out):
+            print(f"interrupted: {out} is resumable: purejaxsparse resume {out}", file=sys.stderr)
+            return
+    command = getattr(args, "command", None)
+    if command is None:
+        line = "interrupted"
+    elif command == "run":
+        line = "interrupted before the sweep started; nothing was written"
+    else:
+        line = f"interrupted: {command} stopped before it finished; run it again"
+    print(line, file=sys.stderr)
 
 
 if __name__ == "__main__":

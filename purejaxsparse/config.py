@@ -19,8 +19,10 @@ import numpy as np
 
 import envs
 
+from . import sparse as sp
 from .agents import AGENTS, Agent
 from .config_yaml import apply_overrides, load_config  # noqa: F401  (read through this module too)
+from .errors import shown
 from .fields import INT32_MAX, ConfigError, field_specs, make_hparams, stack_hparams
 from .run_logging import config_loggers
 
@@ -48,7 +50,7 @@ IGNORED_BY_METHOD = {
 def _positive_int(config: dict, key: str) -> int:
     v = config[key]
     if not _is_int32(v) or v <= 0:
-        raise ConfigError(f"{key}: got {v!r}; allowed: a positive integer up to {INT32_MAX:,}")
+        raise ConfigError(f"{key}: got {shown(v)}; allowed: a positive integer up to {INT32_MAX:,}")
     return v
 
 
@@ -58,14 +60,14 @@ def _env_spec(value) -> tuple[str, dict]:
     if isinstance(value, dict) and isinstance(value.get("name"), str):
         kwargs = {k: v for k, v in value.items() if k != "name"}
         return value["name"], kwargs
-    raise ConfigError(f"env: got {value!r}; allowed: an env name or a mapping with 'name' "
+    raise ConfigError(f"env: got {shown(value)}; allowed: an env name or a mapping with 'name' "
                       f"({envs.describe_registered()})")
 
 
 def make_env(value, num_envs: int):
     name, kwargs = _env_spec(value)
     if not envs.is_registered(name):
-        raise ConfigError(f"env: unknown env {name!r}; allowed: {envs.describe_registered()}")
+        raise ConfigError(f"env: unknown env {shown(name)}; allowed: {envs.describe_registered()}")
     try:
         return envs.make(name, num_envs=num_envs, **kwargs)
     except (TypeError, ValueError) as e:
@@ -84,7 +86,7 @@ def build_agent(config: dict) -> Agent:
             raise ConfigError(f"{key}: missing; required keys: {', '.join(REQUIRED)}")
     name = config["agent"]
     if name not in AGENTS:
-        raise ConfigError(f"agent: unknown agent {name!r}; allowed: {', '.join(AGENTS)}")
+        raise ConfigError(f"agent: unknown agent {shown(name)}; allowed: {', '.join(AGENTS)}")
     cls = AGENTS[name]
     total, every, episodes = (_positive_int(config, k) for k in ("total_steps", "eval_every", "eval_episodes"))
     config_loggers(config)  # `logging`: which live loggers the sweep writes to (run_logging.py)
@@ -107,7 +109,7 @@ def build_agent(config: dict) -> Agent:
 
 def _parse_static(cls, values):
     if values is not None and not isinstance(values, dict):
-        raise ConfigError(f"agent_config: got {values!r}; allowed: a mapping of settings")
+        raise ConfigError(f"agent_config: got {shown(values)}; allowed: a mapping of settings")
     return parse_static(cls.Static, values)
 
 
@@ -131,28 +133,28 @@ def parse_static(cls, values: dict | None, where: str = "agent_config"):
         origin = typing.get_origin(hint)
         if origin in (tuple, list):
             if not isinstance(v, (list, tuple)) or not all(_is_int32(x) for x in v):
-                raise ConfigError(f"{where}.{name}: got {v!r}; allowed: a list of integers")
+                raise ConfigError(f"{where}.{name}: got {shown(v)}; allowed: a list of integers")
             v = tuple(v)
             if any(x < f.metadata.get("min", 1) for x in v):
-                raise ConfigError(f"{where}.{name}: got {list(v)!r}; allowed: integers >= {f.metadata.get('min', 1)}")
+                raise ConfigError(f"{where}.{name}: got {shown(list(v))}; allowed: integers >= {f.metadata.get('min', 1)}")
         elif hint is bool:
             if not isinstance(v, bool):
-                raise ConfigError(f"{where}.{name}: got {v!r}; allowed: true or false")
+                raise ConfigError(f"{where}.{name}: got {shown(v)}; allowed: true or false")
         elif hint is int:
             if not _is_int32(v):
-                raise ConfigError(f"{where}.{name}: got {v!r}; allowed: an integer")
+                raise ConfigError(f"{where}.{name}: got {shown(v)}; allowed: an integer")
         elif hint is float:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ConfigError(f"{where}.{name}: got {v!r}; allowed: a finite number")
+                raise ConfigError(f"{where}.{name}: got {shown(v)}; allowed: a finite number")
             v = float(v)
         elif hint is str:
             choices = f.metadata.get("choices")
             if not isinstance(v, str) or (choices and v not in choices):
                 allowed = ", ".join(choices) if choices else "a string"
-                raise ConfigError(f"{where}.{name}: got {v!r}; allowed: {allowed}")
+                raise ConfigError(f"{where}.{name}: got {shown(v)}; allowed: {allowed}")
         low, above = f.metadata.get("min"), f.metadata.get("min_open", False)
         if low is not None and not isinstance(v, tuple) and (v < low or (above and v == low)):
-            raise ConfigError(f"{where}.{name}: got {v!r}; allowed: {'>' if above else '>='} {low}")
+            raise ConfigError(f"{where}.{name}: got {shown(v)}; allowed: {'>' if above else '>='} {low}")
         out[name] = v
     return cls(**out)
 
@@ -185,7 +187,7 @@ class Plan:
 
 def _seeds(value) -> list[int]:
     """The seeds of `sweep.seed`: a count, or distinct PRNG seeds (uint32)."""
-    bad = ConfigError(f"sweep.seed: got {value!r}; allowed: a positive count or a list of integers in [0, 2**32)")
+    bad = ConfigError(f"sweep.seed: got {shown(value)}; allowed: a positive count or a list of integers in [0, 2**32)")
     if isinstance(value, bool):
         raise bad
     if isinstance(value, int):
@@ -195,7 +197,7 @@ def _seeds(value) -> list[int]:
     if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32
                                                  for s in value):
         if len(set(value)) != len(value):
-            raise ConfigError(f"sweep.seed: got {value!r}; allowed: distinct seeds")
+            raise ConfigError(f"sweep.seed: got {shown(value)}; allowed: distinct seeds")
         return list(value)
     raise bad
 
@@ -214,7 +216,7 @@ def _check_grid_size(sweep: dict) -> None:
 def _mapping(config, key) -> dict:
     value = config.get(key) or {}
     if not isinstance(value, dict):
-        raise ConfigError(f"{key}: got {value!r}; allowed: a mapping")
+        raise ConfigError(f"{key}: got {shown(value)}; allowed: a mapping")
     return value
 
 
@@ -227,7 +229,7 @@ def plan_sweep(config: dict) -> Plan:
     if sweep is None:
         sweep = {}
     if not isinstance(sweep, dict):
-        raise ConfigError(f"sweep: got {sweep!r}; allowed: a mapping of hyperparameter -> list of values")
+        raise ConfigError(f"sweep: got {shown(sweep)}; allowed: a mapping of hyperparameter -> list of values")
     _check_grid_size(sweep)
     axes: dict[str, list] = {}
     for key, values in sweep.items():
@@ -249,6 +251,7 @@ def plan_sweep(config: dict) -> Plan:
 
     base = _mapping(config, "hparams")
     check_defaults(config, agent)
+    steps = agent.optimizer_steps()
     runs, seen, dropped = [], set(), 0
     points, distinct, index = {}, {}, []  # a point's values do not depend on its seed: worked out once
     names = list(axes)
@@ -258,6 +261,7 @@ def plan_sweep(config: dict) -> Plan:
         point = tuple(swept.values())
         if point not in points:
             human = run_values(config, agent, swept)
+            check_schedule(human, *steps, agent.total_steps)
             points[point] = human, tuple(sorted(human.items()))
         human, ident = points[point]
         if (seed, ident) in seen:
@@ -268,6 +272,7 @@ def plan_sweep(config: dict) -> Plan:
         runs.append({"run": len(runs), "seed": seed, **human})
 
     hparams = stack_hparams(make_hparams(agent.HParams, dict(ident)) for ident in distinct)
+    check_layers(agent, [dict(ident) for ident in distinct], hparams)
     hparams = jax.tree.map(lambda x: x[np.asarray(index)], hparams)
     keys = jax.vmap(jax.random.PRNGKey)(np.asarray([r["seed"] for r in runs], np.uint32))
     chunk = _chunk_evals(config, agent.num_evals)
@@ -286,7 +291,7 @@ def check_defaults(config, agent) -> None:
         if method not in IGNORED_BY_METHOD:
             raise ConfigError(f"method_defaults.{method}: unknown method; allowed: {', '.join(IGNORED_BY_METHOD)}")
         if not isinstance(values, dict):
-            raise ConfigError(f"method_defaults.{method}: got {values!r}; allowed: a mapping")
+            raise ConfigError(f"method_defaults.{method}: got {shown(values)}; allowed: a mapping")
         for k, v in values.items():
             if k not in specs or k == "method":
                 raise ConfigError(f"method_defaults.{method}.{k}: unknown hyperparameter; allowed: "
@@ -325,6 +330,45 @@ def check_run(values: dict) -> None:
                           f"(pruning ramps up between them); set hparams or method_defaults.prune")
 
 
+SCHEDULE_STEPS = {"set": ("start", "end"), "rigl": ("start", "end"), "prune": ("start", "end")}
+"""The mask-schedule steps each method must reach (static also its start with dense_then_cut)."""
+
+
+def check_schedule(values: dict, steps: int, how: str, total_steps: int) -> None:
+    """Refuse a run whose mask schedule lies beyond its last optimizer step, `steps` - 1 (the
+    agent's `optimizer_steps`): SET/RigL's start and end, pruning's start and end, and the cut
+    of start_mode dense_then_cut. Such a run would never reach its target (pruning stays dense,
+    a cut never comes) yet be labelled with it."""
+    method = values["method"]
+    keys = SCHEDULE_STEPS.get(method, ())
+    if method == "static" and values.get("start_mode") == "dense_then_cut" and values["start"] > 0:
+        keys = ("start",)
+    last = steps - 1
+    for key in keys:
+        if values[key] > last:
+            raise ConfigError(
+                f"{key}: {values[key]} ({method}) is beyond the run's last optimizer step, {last} "
+                f"({steps:,} optimizer steps in {total_steps:,} env steps: {how}); allowed: at most {last} "
+                f"(mask schedules count optimizer steps, not env steps)")
+
+
+def check_layers(agent, points: list[dict], hparams) -> None:
+    """Refuse runs (`points`: human values; `hparams`: theirs, stacked) whose initial or final
+    masks leave some layer of some network without an active weight (sparse.empty_layers)."""
+    for name, net, hp in agent.sparse_networks(hparams):
+        empty = np.asarray(jax.vmap(lambda h: sp.empty_layers(net.spec, h))(hp))
+        if empty.any():
+            p, layer = np.argwhere(empty)[0]
+            run = points[p]
+            shape = "x".join(map(str, net.spec.shapes[layer]))
+            own = float(str(np.float32(np.asarray(hp.sparsity)[p])))
+            which = "" if own == run["sparsity"] else f" (its {name} network's: {own})"
+            raise ConfigError(
+                f"sparsity: {run['sparsity']}{which} leaves layer {net.spec.names[layer]} ({shape}) of the {name} "
+                f"network of the {run['method']} runs ({run['distribution']}) with no active weight; allowed: a "
+                f"sparsity that keeps at least one weight in every layer")
+
+
 def _config_method_defaults(config, method) -> dict:
     return dict((config.get("method_defaults") or {}).get(method, {}) or {})
 
@@ -346,7 +390,7 @@ def _chunk_evals(config, num_evals: int) -> int:
         target = max(1, math.ceil(num_evals / 20))
         return min(d for d in range(target, num_evals + 1) if num_evals % d == 0)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or num_evals % value:
-        raise ConfigError(f"chunk_evals: got {value!r}; allowed: a positive divisor of the "
+        raise ConfigError(f"chunk_evals: got {shown(value)}; allowed: a positive divisor of the "
                           f"{num_evals} evaluations per run")
     return value
 

@@ -15,13 +15,15 @@ without loading them. Only a complete sweep exports (its final parameters); MLP 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from .fields import ConfigError
 from .config import Plan
+from .disk import check_file
+from .fields import ConfigError
 from .export import FORMAT, VERSION
 from .policy_arrays import PolicyArrays
 from .results import env_name
@@ -90,11 +92,16 @@ def write_policy(path, policy: PolicyArrays, meta: dict, csr_max_density: float 
             "kernel_params": sum(info["in"] * info["out"] for info in layers)}
     meta["kernel_sparsity"] = round(1.0 - meta["active_params"] / meta["kernel_params"], 6)
     path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"--out: {path} is a directory; allowed: a file name (e.g. policy.npz)")
+    check_file(path, "writing the policy to")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:  # a file object: np.savez would append .npz to another name
-        np.savez(f, meta=np.array(json.dumps(meta, default=_json_value)), **arrays)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:  # written whole or not at all: a kill or a full disk leaves no half-written file
+        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to another name
+            np.savez(f, meta=np.array(json.dumps(meta, default=_json_value)), **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return meta
 
 

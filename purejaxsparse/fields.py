@@ -4,7 +4,7 @@ A hyperparameters class is a flax struct dataclass whose fields carry a `Field` 
 metadata (default, type, allowed range or choices): `sparse.SparseHParams` declares the sparse
 ones, each agent's HParams adds its own. Every such value is traced: it may differ between the
 runs of one compiled sweep. Static settings (shapes, loop lengths) live elsewhere (the agent's
-static config). A leaf module: it imports nothing from purejaxsparse.
+static config). A leaf module: it imports nothing from purejaxsparse but errors.py.
 """
 
 from __future__ import annotations
@@ -18,12 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from .errors import ConfigError, first_line, shown  # noqa: F401  (ConfigError, first_line: read through here too)
+
 INT32_MAX = int(np.iinfo(np.int32).max)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-class ConfigError(ValueError):
-    """A bad value in a config or override; the message is one line naming the field."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +60,7 @@ class Field:
 
     def convert(self, name: str, value) -> np.ndarray:
         """Validated numpy scalar of `value`; ConfigError naming `name` otherwise."""
-        bad = ConfigError(f"{name}: got {value!r}; allowed: {self.allowed()}")
+        bad = ConfigError(f"{name}: got {shown(value)}; allowed: {self.allowed()}")
         if value is None and self.optional:
             return np.int32(-1) if self.kind in ("int", "choice") else np.float32(-1.0)
         if self.kind == "choice":
@@ -89,6 +87,32 @@ class Field:
         if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
             raise bad
         return np.int32(value) if self.kind == "int" else np.float32(value)
+
+    def check(self, name: str, stored) -> None:
+        """Validate stored values (a scalar or an array of them, as `convert` stores them: a
+        choice as its index, an unset optional as -1): each distinct value is read back to the
+        value it stands for and goes through `convert`, so both paths apply one rule. Tracers
+        cannot be read and are not checked. ConfigError naming `name` otherwise."""
+        if isinstance(stored, jax.core.Tracer):
+            return
+        a = np.asarray(stored)
+        for v in np.unique(a.reshape(-1)):
+            self.convert(name, self._meant(name, v, a.dtype))
+
+    def _meant(self, name: str, v, dtype) -> Any:
+        """The value a stored scalar of `dtype` stands for (ConfigError if it stands for none)."""
+        integral = np.issubdtype(dtype, np.integer) or (np.issubdtype(dtype, np.floating) and float(v).is_integer())
+        if self.optional and not np.issubdtype(dtype, np.bool_) and float(v) == -1:
+            return None
+        if self.kind == "choice":
+            if integral and not np.issubdtype(dtype, np.bool_) and 0 <= float(v) < len(self.choices):
+                return self.choices[int(v)]
+        elif self.kind == "bool":
+            if np.issubdtype(dtype, np.bool_):
+                return bool(v)
+        elif np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating):
+            return int(v) if np.issubdtype(dtype, np.integer) else float(str(v))  # float32's shortest text
+        raise ConfigError(f"{name}: got {shown(v.item())}; allowed: {self.allowed()}")
 
     def name_of(self, stored) -> Any:
         """Human value of a stored scalar (choice index -> name, unset optional -> None)."""
@@ -131,9 +155,15 @@ def make_hparams(cls, values: dict | None = None, **overrides):
 
 
 def stack_hparams(items: Iterable) -> Any:
-    """Stack per-run hparams into one batched pytree (leading runs axis)."""
+    """Stack per-run hparams into one batched pytree (leading runs axis), each field's values
+    validated as `make_hparams` validates them (`Field.check`; ConfigError naming the field)."""
     items = list(items)
-    return jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *items)
+    stacked = jax.tree.map(lambda *xs: np.stack(xs), *items)
+    if dataclasses.is_dataclass(stacked):
+        for f in dataclasses.fields(stacked):
+            if "hparam" in f.metadata:
+                f.metadata["hparam"].check(f.name, getattr(stacked, f.name))
+    return jax.tree.map(jnp.asarray, stacked)
 
 
 def describe(hp, run: int | None = None) -> dict[str, Any]:
@@ -143,9 +173,3 @@ def describe(hp, run: int | None = None) -> dict[str, Any]:
         v = np.asarray(getattr(hp, name))
         out[name] = spec.name_of(v if run is None else v[run])
     return out
-
-
-def first_line(e: BaseException, width: int = 160) -> str:
-    """An exception as one line of at most `width` characters, for errors said in one line."""
-    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    return text if len(text) <= width else text[:width - 3] + "..."

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from .config_yaml import check_shape, read_yaml  # jax-free: YAML read within bounds
 from .names import METHODS  # jax-free, shared with the sparse core
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,9 @@ def append_rows(path: Path, rows: list[list]) -> None:
 
 
 def truncate_results(path: Path, max_step: int) -> int:
-    """Keep the header and the complete rows with step <= max_step; returns rows kept."""
-    text = path.read_text() if path.exists() else ""
+    """Keep the header and the complete rows with step <= max_step (a malformed one, as
+    `read_results` skips it, is dropped too); returns rows kept."""
+    text = path.read_text(errors="replace") if path.exists() else ""
     lines = text.split("\n")
     if not lines or not lines[0]:
         raise FileNotFoundError(f"{path} has no header")
@@ -100,7 +102,7 @@ def truncate_results(path: Path, max_step: int) -> int:
         if not line:
             continue
         fields = next(csv.reader([line]))
-        if len(fields) == width and int(fields[step_col]) <= max_step:
+        if len(fields) == width and _int_or_none(fields[step_col]) is not None and int(fields[step_col]) <= max_step:
             kept.append(fields)
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="") as f:
@@ -110,6 +112,13 @@ def truncate_results(path: Path, max_step: int) -> int:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     return len(kept)
+
+
+def _int_or_none(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
 
 
 def metric_columns(agent) -> tuple[str, ...]:
@@ -148,12 +157,23 @@ def _require(path: Path, what: str) -> Path:
     return path
 
 
+def _text(path: Path) -> str:
+    """A table's text; one that is not UTF-8 (a binary file in its place) is a one-line ValueError."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a text table (byte {data[e.start]:#04x} at offset {e.start} is not "
+                         f"UTF-8)") from None
+
+
 def read_config(out_dir: str | Path) -> dict:
     """``DIR/config.yaml`` as a dict; must have ``total_steps`` and ``eval_every``."""
     path = _require(Path(out_dir) / CONFIG_FILE, CONFIG_FILE)
-    cfg = yaml.safe_load(path.read_text()) or {}
+    cfg = read_yaml(path) or {}
     if not isinstance(cfg, dict):
         raise ValueError(f"{path}: expected a mapping, got {type(cfg).__name__}")
+    check_shape(cfg, str(path))
     missing = [k for k in ("total_steps", "eval_every") if k not in cfg]
     if missing:
         raise ValueError(f"{path}: missing key(s) {missing}")
@@ -164,9 +184,11 @@ def read_runs(out_dir: str | Path) -> pd.DataFrame:
     """``DIR/runs.csv``: one row per run; must have the ``RUN_INFO`` columns."""
     path = _require(Path(out_dir) / RUNS_FILE, RUNS_FILE)
     try:
-        runs = pd.read_csv(path)
+        runs = pd.read_csv(io.StringIO(_text(path)))
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path} is empty") from None
+    except pd.errors.ParserError as e:
+        raise ValueError(f"{path}: not a table ({str(e).strip().splitlines()[0][:80]})") from None
     missing = [c for c in RUN_INFO if c not in runs.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}")
@@ -184,7 +206,7 @@ def read_results(out_dir: str | Path) -> pd.DataFrame:
     checkpoint may append an evaluation again). ``finite`` is read as a boolean.
     """
     path = _require(Path(out_dir) / RESULTS_FILE, RESULTS_FILE)
-    text = path.read_text(errors="replace")
+    text = _text(path)
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
     if not text.strip():
@@ -359,7 +381,7 @@ def _env_list(config: dict) -> list[str]:
 def _csv_text(path: Path, what: str) -> tuple[list[str], list[list[str]]]:
     """(header, complete rows) of a CSV file as text, so a copy keeps every value as written;
     a partial last line (a write in progress) is left out. The first column must be ``run``."""
-    text = _require(path, what).read_text()
+    text = _text(_require(path, what))
     lines = text.split("\n")
     complete = lines[1:] if text.endswith("\n") else lines[1:-1]
     header = next(csv.reader([lines[0]]), [])

@@ -18,7 +18,7 @@ import numpy as np
 from .analysis.report import write_report
 from .fields import ConfigError
 from .results import env_name, write_csv
-from .store import SweepDir
+from .store import SWEEP_FILES, SweepDir
 
 
 def run_robustness(out_dir, sigmas, episodes: int | None = None, log=print) -> Path:
@@ -26,7 +26,7 @@ def run_robustness(out_dir, sigmas, episodes: int | None = None, log=print) -> P
     report (index.html with robustness.png among its figures); returns the csv."""
     store = SweepDir(out_dir)
     out_dir = store.path
-    plan = store.plan("robustness")
+    plan = store.plan("robustness", needs=SWEEP_FILES)  # its report reads runs.csv and results.csv
     agent = plan.agent
     latest, states = store.restore_newest(jax.jit(jax.vmap(agent.init))(plan.keys, plan.hparams), log)
     if latest is None:

@@ -34,6 +34,7 @@ import sys
 import time
 from pathlib import Path
 
+from .errors import shown
 from .fields import ConfigError, first_line
 
 LOGGERS = ("tensorboard", "wandb")
@@ -53,12 +54,12 @@ def config_loggers(config: dict) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, dict):
-        raise ConfigError(f"logging: got {value!r}; allowed: a mapping of {', '.join(LOGGERS)} to true or false")
+        raise ConfigError(f"logging: got {shown(value)}; allowed: a mapping of {', '.join(LOGGERS)} to true or false")
     for name, on in value.items():
         if name not in LOGGERS:
             raise ConfigError(f"logging.{name}: unknown logger; allowed: {', '.join(LOGGERS)}")
         if not isinstance(on, bool):
-            raise ConfigError(f"logging.{name}: got {on!r}; allowed: true or false")
+            raise ConfigError(f"logging.{name}: got {shown(on)}; allowed: true or false")
     return tuple(name for name in LOGGERS if value.get(name))
 
 
@@ -69,7 +70,7 @@ def requested(flags: list[str] | None, config: dict) -> tuple[str, ...]:
     names = [n.strip().lower() for flag in flags or [] for n in str(flag).split(",") if n.strip()]
     for name in names:
         if name not in LOGGERS + (NONE,):
-            raise ConfigError(f"--log: got {name!r}; allowed: {', '.join(LOGGERS + (NONE,))}")
+            raise ConfigError(f"--log: got {shown(name)}; allowed: {', '.join(LOGGERS + (NONE,))}")
     if NONE in names:
         if len(set(names)) > 1:
             raise ConfigError(f"--log: got {','.join(names)}; allowed: {NONE} alone, or loggers")

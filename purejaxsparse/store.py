@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import errno
 import fcntl
 import gc
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -39,7 +37,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 import yaml
 
+from . import disk
 from .config import Plan, load_config, plan_sweep
+from .disk import DiskError  # noqa: F401  (read through here too)
 from .fields import ConfigError, field_specs, first_line
 from .results import (CONFIG_FILE, FINITE, RESULTS_FILE, RUN_INFO, RUN_OUTPUTS, RUNS_FILE, SHAPE_COLUMNS,
                       append_rows, env_name, metric_columns, result_header, truncate_results, write_csv)
@@ -60,12 +60,9 @@ sys.unraisablehook = _quiet_closed_loop
 
 LOCK = ".lock"
 """The lock file in a sweep directory; it holds the PID of the process writing the sweep."""
-SWEEP_FILES = (CONFIG_FILE, RESULTS_FILE)
+SWEEP_FILES = (CONFIG_FILE, RUNS_FILE, RESULTS_FILE)
 """The files that make a directory a sweep that `resume` can continue (a new sweep writes
-results.csv last, atomically)."""
-DISK_ERRORS = {errno.ENOSPC: "free space", errno.EDQUOT: "free space",
-               errno.EROFS: "make it writable", errno.EACCES: "make it writable"}
-"""errno of a failed write that the user can fix -> what to do."""
+them in this order, results.csv last, each atomically)."""
 
 
 def padded_runs(num_runs: int, num_devices: int) -> int:
@@ -89,13 +86,36 @@ class SweepDir:
                                                                (CONFIG_FILE, RUNS_FILE, RESULTS_FILE))
         self.checkpoints_dir = self.path / "checkpoints"
 
-    def plan(self, command: str, resumable: bool = False) -> Plan:
-        """The sweep's plan, made again from its config.yaml; `command` names the caller in the
-        one-line error when the directory is not a sweep (resumable: results.csv is needed too)."""
-        needed = SWEEP_FILES if resumable else SWEEP_FILES[:1]
-        if not all((self.path / name).is_file() for name in needed):
-            raise ConfigError(f"{command}: {self.path} is not a sweep directory (no {'/'.join(needed)})")
-        return plan_sweep(load_config(self.config_file))
+    def plan(self, command: str, needs: tuple[str, ...] = SWEEP_FILES[:1]) -> Plan:
+        """The sweep's plan, made again from its config.yaml, once the files `command` needs
+        (some of SWEEP_FILES) are there and its tables have the columns this sweep writes;
+        otherwise a one-line ConfigError naming what is missing, before any work."""
+        missing = [name for name in needs if not (self.path / name).is_file()]
+        if missing:
+            present = [name for name in SWEEP_FILES if (self.path / name).is_file()]
+            raise ConfigError(f"{command}: {self.path} is not a sweep directory (no {', '.join(missing)}"
+                              + (f"; it has {', '.join(present)}: restore the missing file or start the sweep "
+                                 f"again with a new --out)" if present else ")"))
+        plan = plan_sweep(load_config(self.config_file))
+        if RESULTS_FILE in needs:
+            expected = result_header(metric_columns(plan.agent))
+            if _csv_header(self.results_file) != expected:
+                raise ConfigError(f"{command}: {self.results_file} does not start with the header this sweep "
+                                  f"writes ({','.join(expected[:4])},...); restore it, or start the sweep again "
+                                  f"with a new --out")
+        if RUNS_FILE in needs and _csv_header(self.runs_file)[:1] != ["run"]:
+            raise ConfigError(f"{command}: {self.runs_file} does not start with a header of runs (run,...); "
+                              f"restore it, or start the sweep again with a new --out")
+        return plan
+
+    def check_writable(self) -> None:
+        """Refuse (disk.DiskError, one line) a sweep that resume could not write: the directory,
+        its checkpoints/ and results.csv, checked before anything compiles."""
+        then = f"run: purejaxsparse resume {self.path}"
+        disk.check_dir(self.path, "writing into", then)
+        if self.checkpoints_dir.is_dir():
+            disk.check_dir(self.checkpoints_dir, "writing into", then)
+        disk.check_file(self.results_file, "writing", then)
 
     def lock(self, new: bool = False) -> "SweepLock":
         return SweepLock(self.path, new=new)
@@ -160,12 +180,25 @@ class SweepDir:
         """[R] the first diverged step results.csv records per run, -1 if none (a resumed sweep
         carries it on)."""
         first = np.full(num_runs, -1)
-        with open(self.results_file, newline="") as f:
+        with open(self.results_file, newline="", errors="replace") as f:
             for row in csv.DictReader(f):
-                r, step = int(row["run"]), int(row["step"])
-                if row.get(FINITE) == "False" and (first[r] < 0 or step < first[r]):
+                try:
+                    r, step = int(row["run"]), int(row["step"])
+                except (TypeError, ValueError):  # a malformed row, as read_results skips it
+                    continue
+                if row.get(FINITE) == "False" and 0 <= r < num_runs and (first[r] < 0 or step < first[r]):
                     first[r] = step
         return first
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The header row of a csv file ([] when its first line is no text, e.g. a binary file)."""
+    with open(path, "rb") as f:
+        line = f.readline(1 << 16)
+    try:
+        return next(csv.reader([line.decode("utf-8").rstrip("\r\n")]), [])
+    except (UnicodeDecodeError, csv.Error):
+        return []
 
 
 def state_layout(state) -> str:
@@ -340,36 +373,15 @@ class SweepLock:
         os.close(self.fd)  # closing the file drops the lock
 
 
-class DiskError(Exception):
-    """A write into a sweep directory failed for want of space or permission; the message is one
-    line: what was being written, and how to go on."""
-
-
 @contextlib.contextmanager
 def disk_errors(directory: Path, doing: str):
-    """Turn a disk error (DISK_ERRORS) raised while `doing` something in the sweep `directory`
-    into a DiskError; the sweep stays resumable (results.csv is cut back to the newest checkpoint
-    and orbax drops an uncommitted one when the sweep resumes)."""
-    try:
-        yield
-    except Exception as e:  # noqa: BLE001 -- filtered by _disk_errno
-        code = _disk_errno(e)
-        if code is None:
-            raise
+    """Turn a disk error (disk.ADVICE) raised while `doing` something in the sweep `directory`
+    into a DiskError that says how to go on; the sweep stays resumable (results.csv is cut back
+    to the newest checkpoint and orbax drops an uncommitted one when the sweep resumes)."""
+    def then() -> str:
         gc.collect()  # finalise the writes orbax abandoned now, not noisily at exit
-        then = (f"run: purejaxsparse resume {directory}" if resumable(directory) else
+        return (f"run: purejaxsparse resume {directory}" if resumable(directory) else
                 "run the sweep again" + (" with a new --out" if _holds_files(directory) else ""))
-        raise DiskError(f"disk: {os.strerror(code).lower()} while {doing} in {directory}; "
-                        f"{DISK_ERRORS[code]} and {then}") from None
 
-
-def _disk_errno(e: BaseException | None) -> int | None:
-    """The DISK_ERRORS errno of `e` or what caused it: an OSError's, or the one tensorstore (under
-    orbax) writes into its message."""
-    while e is not None:
-        match = re.search(r"os_error_code='(\d+)'", str(e))
-        code = e.errno if isinstance(e, OSError) else int(match.group(1)) if match else None
-        if code in DISK_ERRORS:
-            return code
-        e = e.__cause__ or e.__context__
-    return None
+    with disk.disk_errors(f"in {directory}", doing, then):
+        yield

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import memory
 from .config import Plan
+from .interrupt import Interrupted, stop_on_signal  # noqa: F401  (Interrupted: read through here too)
 from .results import DIVERGED_STEP, FINITE, env_name, metric_columns, result_header, result_rows
 from .store import SweepDir, disk_errors, pad_runs
 
@@ -123,7 +122,8 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
     One writer at a time: process 0 locks out_dir (store.SweepLock; a resume once its memory is
     checked, a new sweep before its first write). A resume restores the newest checkpoint that
     reads back (a complete sweep's final one too, before it is called complete). SIGINT and
-    SIGTERM raise Interrupted (the sweep stays resumable); a full or read-only disk raises
+    SIGTERM raise Interrupted (the sweep stays resumable) whenever they come, also while the
+    chunk compiles (interrupt.py: then right after it); a full or read-only disk raises
     store.DiskError.
 
     on_chunk(rows, chunks_done, env_steps_per_second): called on process 0 after each chunk is
@@ -135,7 +135,7 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
     log = log if primary else (lambda *_: None)
     steps_per_chunk = plan.chunk_evals * agent.eval_every
     with contextlib.ExitStack() as held:
-        signals = held.enter_context(_StopOnSignal())
+        signals = held.enter_context(stop_on_signal())
         devices = sweep_devices(agent)
         estimate = memory.estimate(plan, device_memory, num_devices=len(devices))
         memory.check(estimate)
@@ -155,10 +155,12 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
                     log(f"sweep in {store.path} is already complete ({done}/{plan.num_chunks} chunks)")
                     return SweepStats(store.path, 0, 0.0, 0.0, 0)
 
+        signals.check()
         log(describe(plan, done))
         log(estimate.table())
         t_compile = time.perf_counter()
         compiled = chunk_function(agent, plan.chunk_evals).lower(batch.shapes, batch.hparams, jnp.int32(0)).compile()
+        signals.check()  # a signal while compiling may have been raised inside a callback that swallowed it
         compile_seconds = time.perf_counter() - t_compile
         estimate = memory.with_compiled(estimate, compiled)
         log(f"compiled in {compile_seconds:.1f} s" + estimate.temporaries_note())
@@ -167,8 +169,9 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
         if done and states is None:
             done, states = checkpoints.newest(lambda c: checkpoints.restore(c, batch.like), log)
         states = batch.start(done, states)
+        signals.check()
         if primary:
-            with signals.writing():
+            with signals.deferred():
                 if resume:
                     store.cut_results(done * steps_per_chunk)
                 else:
@@ -185,11 +188,12 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
         first_bad = store.recorded_divergence(num_runs) if done else np.full(num_runs, -1)
         header = result_header(metric_columns(agent))
         for c in range(done, plan.num_chunks):
+            signals.check()
             t_chunk = time.perf_counter()
             states, metrics = compiled(states, batch.hparams, jnp.int32(c * plan.chunk_evals * agent.iterations_per_eval))
             first_bad, metrics = _with_divergence(first_bad, _fetch(metrics, num_runs))
             rows = result_rows(plan.runs, env_name(plan.config), agent.name, metrics, metric_columns(agent))
-            with signals.writing():
+            with signals.deferred():
                 if primary:
                     store.append_results(rows)
                 with disk_errors(store.path, f"saving checkpoint {c + 1}"):
@@ -223,49 +227,6 @@ def _with_divergence(first_bad: np.ndarray, metrics: dict) -> tuple[np.ndarray, 
     first_bad = _first_divergence(first_bad, metrics)
     marked = (first_bad[:, None] >= 0) & (metrics["step"] >= first_bad[:, None])
     return first_bad, {**metrics, DIVERGED_STEP: np.where(marked, first_bad[:, None], -1)}
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGINT (Ctrl-C) or SIGTERM (what SLURM and Kubernetes send before they kill) ended a sweep;
-    every chunk it finished is saved. exit_code: 128 + the signal's number, as a shell reports it."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.exit_code = 128 + signum
-
-
-class _StopOnSignal:
-    """SIGINT and SIGTERM raise Interrupted: at once while the sweep computes (the chunk is
-    abandoned, and runs again on resume), and after the write in progress while it writes (so
-    orbax's save is never cut short). Installed from the main thread only (signal's rule)."""
-
-    def __init__(self):
-        self.busy, self.pending, self.previous = False, None, {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self.previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def __exit__(self, *exc):
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
-
-    def _handle(self, signum, frame):
-        if self.busy:
-            self.pending = signum
-        else:
-            raise Interrupted(signum)
-
-    @contextlib.contextmanager
-    def writing(self):
-        self.busy = True
-        try:
-            yield
-        finally:
-            self.busy = False
-        if self.pending is not None:
-            raise Interrupted(self.pending)
 
 
 def _first_divergence(previous: np.ndarray, metrics: dict) -> np.ndarray:

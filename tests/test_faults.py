@@ -3,6 +3,7 @@ a full disk, SIGTERM, and bad options or YAML. Each ends in a sweep whose result
 uninterrupted one, or in one line (exit 2, nothing changed); never in a traceback."""
 
 import errno
+import gc
 import os
 import shutil
 import signal
@@ -168,6 +169,8 @@ def test_full_disk_is_one_line_and_stays_resumable(finished, tmp_path, capfd, mo
 
 
 def test_sigterm_mid_chunk_then_resume(finished, tmp_path):
+    """SIGTERM mid-chunk, then a Ctrl-C while the process stops: the first signal decides (exit
+    143) and the second changes nothing (no traceback from exit handlers)."""
     ref, path = finished
     out = tmp_path / "s"
     proc = subprocess.Popen(CLI + ["run", str(path), "--out", str(out), "--no-progress", "--no-report"],
@@ -179,6 +182,8 @@ def test_sigterm_mid_chunk_then_resume(finished, tmp_path):
         time.sleep(0.01)
     was_running = proc.poll() is None
     proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert was_running, "the sweep ended before it could be stopped"
     assert proc.returncode == 128 + signal.SIGTERM
@@ -228,3 +233,198 @@ def test_bad_options_and_yaml_are_one_line(finished, tmp_path, capsys, argv, fie
     assert code == 2 and field in err, err
     assert time.perf_counter() - t0 < 20  # a grid is counted, not expanded
     assert files(ref) == before and not (tmp_path / "o").exists() and not (tmp_path / "p.npz").exists()
+
+
+
+# -- hostile files and paths: every command refuses them in one line before any work ----------
+LAUGHS = "[" + ", ".join(f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 10 if i else ["x"] * 10) + "]"
+                         for i in range(10)) + "]"
+"""A billion laughs: 10 anchors of 10 aliases each, 10**10 values once expanded (one line of YAML)."""
+
+
+def _config_text(extra: str = "") -> str:
+    return yaml.safe_dump(CONFIG, sort_keys=False) + extra
+
+
+def _refusing(path: Path) -> Path:
+    """`path`, a directory, made to refuse new entries: immutable (EPERM, root included) where
+    chattr works, else read-only by its mode (EACCES, for users other than root)."""
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        if os.geteuid() == 0:
+            pytest.skip("root without chattr +i: no directory refuses root's writes")
+        path.chmod(0o555)
+    return path
+
+
+def _writable_again(root: Path) -> None:
+    for p in [root, *root.rglob("*")]:
+        if p.is_dir() and not p.is_symlink():
+            subprocess.run(["chattr", "-i", str(p)], capture_output=True)
+            p.chmod(0o755)
+
+
+def _entries(directory: Path) -> dict:
+    """Everything in a directory (files by their bytes, links by their target, folders)."""
+    out = {}
+    for p in sorted(directory.rglob("*")):
+        key = str(p.relative_to(directory))
+        out[key] = (os.readlink(p) if p.is_symlink() else p.read_bytes() if p.is_file() else "dir")
+    return out
+
+
+def _write(name: str, data):
+    return lambda d: (d / name).write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+# (id, argv, set-up, exit code, what the one line says). argv: {cfg} a config file holding
+# set-up "cfg", {ref} a copy of the finished sweep changed by set-up "ref", {tmp} a folder
+# changed by set-up "tmp".
+HOSTILE = [
+    ("alias bomb", ["run", "{cfg}", "--dry-run"], {"cfg": _config_text(f"x: {LAUGHS}\n")},
+     2, "values (an alias counts as what it stands for)"),
+    ("alias bomb in a sweep list", ["run", "{cfg}", "--out", "{tmp}/o"],
+     {"cfg": f"laughs: {LAUGHS}\n" + _config_text().replace("sweep:\n", "sweep:\n  sparsity: *l9\n")},
+     2, "an alias counts"),
+    ("deep nesting", ["run", "{cfg}", "--dry-run"], {"cfg": _config_text("x: " + "[" * 40 + "]" * 40)},
+     2, "nested more than 32 levels"),
+    ("very deep nesting", ["run", "{cfg}", "--dry-run"], {"cfg": _config_text("x: " + "{a: " * 20000 + "}" * 20000)},
+     2, "nest"),
+    ("alias inside itself", ["run", "{cfg}", "--dry-run"], {"cfg": _config_text("x: &n [*n]\n")}, 2, "contain"),
+    ("key that is a list", ["run", "{cfg}", "--dry-run"], {"cfg": _config_text("? [a, b]\n: 1\n")},
+     2, "a key that is a list or a mapping"),
+    ("top-level key not a string", ["run", "{cfg}", "--dry-run"], {"cfg": _config_text("1: 2\n")},
+     2, "config: key 1 (int) is not a string"),
+    ("nested key not a string", ["run", "{cfg}", "--dry-run"],
+     {"cfg": _config_text().replace("hparams:\n", "hparams:\n  yes: 0.5\n")}, 2, "hparams: key True (bool)"),
+    ("binary config", ["run", "{cfg}", "--dry-run"], {"cfg": b"\x89PNG\r\n\x1a\n" + bytes(range(256))},
+     2, "not a YAML file"),
+    ("NUL in the config", ["run", "{cfg}", "--dry-run"], {"cfg": "agent: dqn\x00\n"}, 2, "malformed YAML"),
+    ("huge config", ["run", "{cfg}", "--dry-run"], {"cfg": "name: " + "x" * (5 << 20)}, 2, "MiB"),
+    ("override alias bomb", ["run", "{cfg}", "--dry-run", "sweep.sparsity=" + LAUGHS.replace("x", "0.5")],
+     {"cfg": _config_text()}, 2, "sweep.sparsity: more than"),
+    ("override key not a string", ["run", "{cfg}", "--dry-run", "hparams={{3: 1}}"], {"cfg": _config_text()},
+     2, "hparams: key 3"),
+    ("width overflowing int32", ["run", "{cfg}", "--dry-run", "agent_config.width=3000"], {"cfg": _config_text()},
+     2, "parameters"),
+    ("width overflowing a float", ["run", "{cfg}", "--dry-run", "agent_config.width=1.0e+308"],
+     {"cfg": _config_text()}, 2, "agent_config.width"),
+    ("resume without runs.csv", ["resume", "{ref}"], {"ref": lambda d: (d / "runs.csv").unlink()}, 2, "no runs.csv"),
+    ("resume of a binary results.csv", ["resume", "{ref}"], {"ref": _write("results.csv", bytes(range(256)))},
+     2, "results.csv does not start with the header"),
+    ("robustness without results.csv", ["robustness", "{ref}", "--sigma", "0"],
+     {"ref": lambda d: (d / "results.csv").unlink()}, 2, "no results.csv"),
+    ("report of an alias-bomb config.yaml", ["report", "{ref}"],
+     {"ref": _write("config.yaml", _config_text(f"x: {LAUGHS}\n"))}, 2, "an alias counts"),
+    ("report of a binary runs.csv", ["report", "{ref}"], {"ref": _write("runs.csv", bytes(range(128, 256)))},
+     2, "not a text table"),
+    ("export of a config.yaml with a bool key", ["export", "{ref}", "--run", "0", "--out", "{tmp}/p.npz"],
+     {"ref": _write("config.yaml", _config_text("true: 1\n"))}, 2, "not a string"),
+    ("merge of a deep config.yaml", ["merge", "{tmp}/m", "{ref}", "{ref}"],
+     {"ref": _write("config.yaml", _config_text("x: " + "[" * 100 + "]" * 100))}, 2, "nest"),
+    # paths in odd states: exit 1, naming the path and the fix, before anything compiles
+    ("--out a dangling symlink", ["run", "{cfg}", "--out", "{tmp}/link"],
+     {"cfg": _config_text(), "tmp": lambda t: (t / "link").symlink_to(t / "gone" / "deeper")}, 1, "symbolic link"),
+    ("--out in a symlink loop", ["run", "{cfg}", "--out", "{tmp}/loop/o"],
+     {"cfg": _config_text(), "tmp": lambda t: (t / "loop").symlink_to("loop")}, 1, "loops"),
+    ("--out below a file", ["run", "{cfg}", "--out", "{tmp}/f/o"],
+     {"cfg": _config_text(), "tmp": lambda t: (t / "f").write_text("")}, 1, "not a directory"),
+    ("--out in a read-only directory", ["run", "{cfg}", "--out", "{tmp}/ro/o"],
+     {"cfg": _config_text(), "tmp": lambda t: t.joinpath("ro").mkdir() or _refusing(t / "ro")}, 1, "make it writable"),
+    ("export --out in a read-only directory", ["export", "{ref}", "--run", "0", "--out", "{tmp}/ro/p.npz"],
+     {"tmp": lambda t: t.joinpath("ro").mkdir() or _refusing(t / "ro")}, 1, "make it writable"),
+    ("export --out a dangling symlink", ["export", "{ref}", "--run", "0", "--out", "{tmp}/link"],
+     {"tmp": lambda t: (t / "link").symlink_to(t / "gone")}, 1, "symbolic link"),
+    ("resume of a read-only sweep", ["resume", "{ref}"], {"ref": _refusing},
+     1, "make it writable and run: purejaxsparse resume"),
+    ("report into a file", ["report", "{ref}"], {"ref": _write("report", "")}, 1, "is a file"),
+    ("robustness into a read-only report/", ["robustness", "{ref}", "--sigma", "0"],
+     {"ref": lambda d: d.joinpath("report").mkdir() or _refusing(d / "report")}, 1, "make it writable"),
+    ("merge into a read-only directory", ["merge", "{tmp}/ro/m", "{ref}", "{ref}"],
+     {"tmp": lambda t: t.joinpath("ro").mkdir() or _refusing(t / "ro")}, 1, "make it writable"),
+]
+
+
+@pytest.mark.parametrize("argv, setup, code, says", [c[1:] for c in HOSTILE], ids=[c[0] for c in HOSTILE])
+def test_hostile_files_and_paths_are_one_line(finished, tmp_path, capsys, argv, setup, code, says):
+    """Bad or hostile input files: exit 2; a path that cannot be written: exit 1, naming the
+    path and the fix; either way one line, before anything compiles, nothing written or changed."""
+    ref, _ = finished
+    cfg, work, sweep_dir = tmp_path / "c.yaml", tmp_path / "w", tmp_path / "s"
+    data = setup.get("cfg", "")
+    cfg.write_bytes(data.encode() if isinstance(data, str) else data)
+    work.mkdir()
+    shutil.copytree(ref, sweep_dir)
+    try:
+        for name, directory in (("ref", sweep_dir), ("tmp", work)):
+            if name in setup:
+                setup[name](directory)
+        before = _entries(tmp_path)
+        t0 = time.perf_counter()
+        got = main([a.format(cfg=cfg, ref=sweep_dir, tmp=work) for a in argv])
+        err = one_line(capsys.readouterr().err)
+        assert (got, says in err) == (code, True), err
+        assert time.perf_counter() - t0 < 30  # refused before anything compiles
+        assert _entries(tmp_path) == before
+    finally:
+        _writable_again(tmp_path)
+
+
+# -- a signal while the chunk compiles ------------------------------------------------------------
+def _raise_in_gc_callback(signum: int) -> None:
+    """Deliver `signum` the way it lands while JAX compiles when a garbage collection runs JAX's
+    gc callback: the handler runs inside the callback, which swallows whatever it raises."""
+    def callback(phase, info):
+        if phase == "start":
+            signal.raise_signal(signum)
+    gc.callbacks.append(callback)
+    try:
+        gc.collect()
+    finally:
+        gc.callbacks.remove(callback)
+
+
+def _signal_while_compiling(monkeypatch, signum: int) -> None:
+    """The sweep's chunk function, delivering `signum` (in a gc callback) as it compiles."""
+    real = sweep.chunk_function
+
+    class Lowered:
+        def __init__(self, lowered):
+            self.lowered = lowered
+
+        def compile(self):
+            _raise_in_gc_callback(signum)
+            return self.lowered.compile()
+
+    class Chunk:
+        def __init__(self, jitted):
+            self.jitted = jitted
+
+        def lower(self, *args):
+            return Lowered(self.jitted.lower(*args))
+
+    monkeypatch.setattr(sweep, "chunk_function", lambda agent, chunk_evals: Chunk(real(agent, chunk_evals)))
+
+
+@pytest.mark.parametrize("command, signum", [("run", signal.SIGTERM), ("resume", signal.SIGINT)],
+                         ids=["run-SIGTERM", "resume-SIGINT"])
+def test_signal_while_compiling_stops_the_sweep(finished, tmp_path, capsys, monkeypatch, command, signum):
+    """A signal that arrives while the chunk compiles (even one whose raise a callback swallowed)
+    ends the command right after compiling, in one line with 128 + the signal's number, before
+    anything is written; resume then ends with the rows of the uninterrupted sweep."""
+    ref, path = finished
+    out = tmp_path / "s"
+    if command == "resume":
+        shutil.copytree(ref, out)
+        shutil.rmtree(out / "checkpoints" / str(CHUNKS))  # resume redoes the last chunk
+    before = files(out) if out.exists() else None
+    _signal_while_compiling(monkeypatch, signum)
+    argv = ["run", str(path), "--out", str(out)] if command == "run" else ["resume", str(out)]
+    assert main(argv + ["--no-progress", "--no-report"]) == 128 + signum
+    err = one_line(capsys.readouterr().err)
+    if command == "run":
+        assert err == "interrupted before the sweep started; nothing was written" and not out.exists()
+        return
+    assert err == f"interrupted: {out} is resumable: purejaxsparse resume {out}" and files(out) == before
+    monkeypatch.undo()
+    assert main(["resume", str(out), "--no-progress", "--no-report"]) == 0
+    assert (out / "results.csv").read_text() == (ref / "results.csv").read_text()

@@ -12,11 +12,19 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+MAX_UNITS = 2**31 - 1
+"""The most units a layer may have: the program counts units and weights in int32."""
+
 
 def scaled(units: int, width: float) -> int:
     """Units of a layer of `units` at `width`: ceil(units * width), at least 1. The product is
-    rounded to 6 decimals first, so that e.g. 100 * 0.07 is 7 units, not 8."""
-    return max(1, math.ceil(round(units * width, 6)))
+    rounded to 6 decimals first, so that e.g. 100 * 0.07 is 7 units, not 8. ValueError for a
+    layer of more units than an int32 counts (the program counts units and weights in int32)."""
+    product = units * width
+    if not product <= MAX_UNITS:  # also inf and nan
+        raise ValueError(f"agent_config.width {width:g} makes a layer of {units} units {product:.3g} units wide; "
+                         f"allowed: at most {MAX_UNITS:,} units")
+    return max(1, math.ceil(round(product, 6)))
 
 
 def scaled_all(units: Sequence[int], width: float) -> tuple[int, ...]:
