@@ -49,6 +49,9 @@ def test_sac_without_autotune_keeps_alpha_fixed(sac_run):
     actor and critics trained."""
     agent, _, state0, state = sac_run
     assert SAC_ITERS - agent.schedule.first_train_iter >= 20  # gradient steps taken
+    # iterations 9..29 update once each: 21 steps on every network's clock
+    assert agent.schedule.rounds(SAC_ITERS) == 21 and int(state.actor_opt.count) == 21
+    assert [int(o.count) for o in state.critic_opt] == [21, 21]
     assert np.asarray(state.log_alpha) == np.asarray(state0.log_alpha)
     np.testing.assert_allclose(np.asarray(state.log_alpha), math.log(INIT_ALPHA), rtol=1e-6)
     for a, b in zip(jax.tree.leaves(state.alpha_opt), jax.tree.leaves(state0.alpha_opt)):

@@ -228,7 +228,7 @@ def test_plot_functions_directly_and_graceful_skips(tmp_path):
     dense_only = summ[summ.method == "dense"]
     skips = [(plots.plot_score_vs_sparsity, (dense_only,), "only full-dense"),
              (plots.plot_score_vs_params, (dense_only,), "only full-dense"),
-             (plots.plot_score_vs_params, (summ.drop(columns="active_params"),), "active_params"),
+             (plots.plot_score_vs_params, (summ.drop(columns="final_active_params"),), "final_active_params"),
              (plots.plot_iqm_bars, (fs[fs.method != "dense"], runs), "full-dense"),
              (plots.plot_dormant, (results.drop(columns="dormant_frac"), runs), "dormant_frac"),
              (plots.plot_robustness, (pd.DataFrame(columns=["run", "sigma", "eval_return"]), runs), "robustness"),
@@ -237,6 +237,34 @@ def test_plot_functions_directly_and_graceful_skips(tmp_path):
         with pytest.raises(plots.SkipPlot, match=reason):
             fn(*args, out / f"x{i}.png")
     assert not any((out / f"x{i}.png").exists() for i in range(len(skips)))
+
+
+def test_parameter_axis_and_sparsity_are_measured_not_planned(tmp_path, monkeypatch):
+    """runs.csv plans 136,706 (dense) and 13,670 (prune 90%) active parameters; here the runs
+    measured other counts and sparsities at their last evaluation, which the summary and the
+    scaling figure must show."""
+    d = write_sweep(tmp_path / "s", methods=("dense", "prune"), sparsities=(0.9,), seeds=2)
+    res = pd.read_csv(d / "results.csv")
+    last = res["step"] == res["step"].max()
+    measured = {0: 136_000, 1: 136_000, 2: 20_000, 3: 22_000}  # run -> active params at the last evaluation
+    res.loc[last, "active_params"] = res.loc[last, "run"].map(measured)
+    res.loc[last & (res["method"] == "prune"), "actual_sparsity"] = [0.85, 0.87]
+    res.to_csv(d / "results.csv", index=False)
+    config, runs, results = report.load_sweep(d)
+    summ = stats.summarize(results, runs, config, reps=100).set_index("method")
+    assert summ.loc["prune", "final_active_params"] == np.mean([20_000, 22_000])
+    assert summ.loc["dense", "final_active_params"] == 136_000
+    assert summ.loc["prune", "final_actual_sparsity"] == pytest.approx(0.86)
+    assert "active_params" not in summ.columns  # the plan's count is not shown as a result
+
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig) or Path(path))
+    plots.plot_score_vs_params(summ.reset_index(), tmp_path / "p.png")
+    ax = figures[0].axes[0]
+    xs = [float(x) for line in ax.lines for x in np.atleast_1d(line.get_xdata())]
+    assert 136_000 in xs and 136_706 not in xs  # dense: its vertical line at the measured count
+    prune_x = [x for x in xs if 1000 < x < 100_000]  # (horizontal lines span x 0..1 in axes units)
+    assert prune_x and all(abs(x / 21_000 - 1) < 0.05 for x in prune_x)  # not at the planned 13,670
 
 
 def test_report_without_dense_or_dormant_still_writes(tmp_path):

@@ -11,7 +11,7 @@ from purejaxsparse.cli import main
 from purejaxsparse.results import merge_sweeps
 
 RUNS_HEADER = "run,env,agent,method,sparsity,seed,use_bias,total_params,active_params\n"
-RESULTS_HEADER = "run,env,agent,method,sparsity,seed,step,eval_return,finite\n"
+RESULTS_HEADER = "run,env,agent,method,sparsity,seed,step,eval_return,active_params,finite\n"
 
 
 def sweep_dir(d: Path, env: str, seed: int, total_steps: int = 200) -> Path:
@@ -22,8 +22,8 @@ def sweep_dir(d: Path, env: str, seed: int, total_steps: int = 200) -> Path:
     (d / "config.yaml").write_text(yaml.safe_dump(config))
     (d / "runs.csv").write_text(RUNS_HEADER + f"0,{env},dqn,dense,0.0,{seed},True,1000,1000\n"
                                               f"1,{env},dqn,rigl,0.9,{seed},True,1000,100\n")
-    rows = "".join(f"{run},{env},dqn,{m},{s},{seed},{step},{-200 + 10 * seed + run + step / 1000:.7f},True\n"
-                   for run, m, s in ((0, "dense", "0.0"), (1, "rigl", "0.9")) for step in (100, 200))
+    rows = "".join(f"{run},{env},dqn,{m},{s},{seed},{step},{-200 + 10 * seed + run + step / 1000:.7f},{n},True\n"
+                   for run, m, s, n in ((0, "dense", "0.0", 1000), (1, "rigl", "0.9", 100)) for step in (100, 200))
     (d / "results.csv").write_text(RESULTS_HEADER + rows + "1,Acro")  # a partial last line (a write in progress)
     return d
 
@@ -40,7 +40,7 @@ def test_merge_renumbers_runs_and_copies_every_value(tmp_path):
     results = (tmp_path / "m" / "results.csv").read_text().splitlines()
     assert len(results) == 1 + 8 and "1,Acro" not in results[-1]
     # b's run 1 is run 3 now, its values copied as written (7 decimals kept)
-    assert "3,Acrobot-v1,dqn,rigl,0.9,1,200,-188.8000000,True" in results
+    assert "3,Acrobot-v1,dqn,rigl,0.9,1,200,-188.8000000,100,True" in results
     config = yaml.safe_load((tmp_path / "m" / "config.yaml").read_text())
     assert config == merged and config["sweep"]["seed"] == [0, 1] and config["env"] == "Acrobot-v1"
     assert config["merged_from"] == [str(a), str(b)] and config["total_steps"] == 200 and "logging" not in config

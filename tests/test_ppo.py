@@ -57,6 +57,10 @@ def test_dense_and_sparse_ppo_masks_hold():
     assert np.all((metrics["dormant_frac"] >= 0) & (metrics["dormant_frac"] <= 1))
     final = np.asarray(jax.jit(jax.vmap(agent.final_active_params))(hps))
     np.testing.assert_array_equal(final, metrics["active_params"][:, -1])
+    # the mask schedules' clock: 16 rollouts x 4 epochs x 4 minibatches = 256 updates of each network
+    assert agent.optimizer_steps()[0] == 256
+    np.testing.assert_array_equal(np.asarray(state.actor_opt.count), 256)
+    np.testing.assert_array_equal(np.asarray(state.critic_opt.count), 256)
 
 
 # Pendulum: 3 observations, 1 action in [-2, 2]; 3-step episodes (a time limit)
@@ -314,7 +318,8 @@ GIN = {"dense": {"weight_decay": 1e-6}, "static": {"weight_decay": 1e-4, "distri
 @pytest.mark.parametrize("source", ["configs/ppo_mujoco.yaml", "agent defaults"])
 def test_method_defaults_are_the_gin_values(source):
     if source == "agent defaults":
-        config = {**CONT, "sweep": {"method": list(GIN), "sparsity": [0.9]}}
+        config = {**CONT, "sweep": {"method": list(GIN), "sparsity": [0.9]},  # planned, not run: the
+                  "total_steps": 1_024_000, "eval_every": 32_000}  # 128,000 updates reach the gin's 120,000
     else:
         config = {**load_config(ROOT / source), "env": "Pendulum-v1"}  # same settings, no Brax
     runs = plan_sweep(config).runs

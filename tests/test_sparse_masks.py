@@ -157,7 +157,7 @@ def test_spec_orders_layers_naturally_and_rejects_no_kernels():
     assert jax.tree.structure(masks) == jax.tree.structure(params)
     with pytest.raises(ValueError, match="no 'kernel'"):
         sp.SparseSpec.from_params({"w": jnp.zeros((3, 3))})
-    with pytest.raises(ValueError, match="unknown method"):
+    with pytest.raises(ValueError, match="method: got 'lottery'; allowed: one of dense, "):
         sp.SparseHParams.make("lottery")
 
 

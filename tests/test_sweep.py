@@ -125,6 +125,7 @@ def test_resolved_config_keeps_hparams_above_agent_method_defaults():
     # without a global start, the agent's per-method default applies and is recorded
     config["hparams"].pop("start")
     config["hparams"]["end"] = 30_000
+    config["total_steps"] = 40_000  # a run long enough for the agent's start (20k) and this end
     plan = plan_sweep(config)
     assert {r["start"] for r in plan.runs if r["method"] == "prune"} == {20_000}
     assert plan.config["method_defaults"]["prune"]["start"] == 20_000

@@ -85,6 +85,8 @@ def test_export_of_a_scaled_mlp_computes_the_q_network(tmp_path):
               "hparams": {"sparsity": 0.8, "update_interval": 50, "end": 250}}
     train, _, state, _ = train_runs(config, [{"method": "rigl"}])
     agent = train.agent
+    # the mask schedules' clock: an update at each of env steps 100..400, 301 in all
+    assert agent.optimizer_steps()[0] == 301 and int(np.asarray(state.opt_state.count)[0]) == 301
     inputs = jax.device_get(jax.tree.map(lambda x: x[0], agent.policy_inputs(state)))
     arrays = agent.policy_arrays(inputs, None)
     assert [k.shape for k, _, _ in arrays.layers] == [(4, 16), (16, 16), (16, 2)]

@@ -101,6 +101,17 @@ class Agent:
         that run on such envs restart their episodes here."""
         return state
 
+    def sparse_networks(self, hp) -> list[tuple[str, Any, Any]]:
+        """(name, SparseNetwork, its SparseHParams) of each differently built or sparsified
+        network of a run (networks that share both, e.g. twin critics, once); hp may be batched."""
+        raise NotImplementedError
+
+    def optimizer_steps(self) -> tuple[int, str]:
+        """(optimizer steps one run makes, how they follow from its settings): the clock of the
+        mask schedules (update_interval, start, end), counted from 0, so a schedule step beyond
+        the last, n - 1, is never reached (config.check_schedule refuses it)."""
+        raise NotImplementedError
+
     def final_active_params(self, hp) -> jax.Array:
         """Active parameter count the run ends with (all networks)."""
         raise NotImplementedError

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import sparse as sp
+from ..nets.width import MAX_UNITS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +36,11 @@ class OffPolicySchedule:
         since = t - self.first_train_iter
         return (since >= 0) & (since % self.train_every == 0), since // self.train_every
 
+    def rounds(self, iterations: int) -> int:
+        """Rounds of updates in a run of `iterations` iterations (due at first_train_iter,
+        first_train_iter + train_every, ... up to iteration `iterations` - 1)."""
+        return max(0, (iterations - 1 - self.first_train_iter) // self.train_every + 1)
+
     def rows_written(self, t):
         """Replay rows holding data after t iterations (the ring's fill level)."""
         return jnp.minimum(t, self.capacity)
@@ -54,7 +60,11 @@ class SparseNetwork:
         """Spec from the module's param shapes (no params are materialised)."""
         x = jax.ShapeDtypeStruct((1, *input_shape), input_dtype)
         shapes = jax.eval_shape(module.init, jax.random.PRNGKey(0), x)
-        return cls(module, tuple(input_shape), np.dtype(input_dtype), sp.SparseSpec.from_params(shapes, inits))
+        spec = sp.SparseSpec.from_params(shapes, inits)
+        if spec.num_params > MAX_UNITS:
+            raise ValueError(f"a network of {spec.num_params:,} parameters (agent_config.width, hidden); allowed: at "
+                             f"most {MAX_UNITS:,} per network (the program counts weights in int32)")
+        return cls(module, tuple(input_shape), np.dtype(input_dtype), spec)
 
     def init(self, key: jax.Array, hp: sp.SparseHParams):
         """(params, masks) of one run: module init, then masks and mask-aware kernels."""

@@ -361,6 +361,15 @@ class PPO(Agent):
         return (sp.final_active_params(self.actor.spec, hp_actor)
                 + sp.final_active_params(self.critic.spec, hp_critic))
 
+    def sparse_networks(self, hp):
+        hp_actor, hp_critic = self.network_hparams(hp)
+        return [("actor", self.actor, hp_actor), ("critic", self.critic, hp_critic)]
+
+    def optimizer_steps(self) -> tuple[int, str]:
+        return (self.total_steps // self.batch_size) * self.updates_per_iteration, (
+            f"{self.static.epochs} epochs x {self.num_minibatches} minibatches every "
+            f"{self.batch_size:,} env steps")
+
     def state_groups(self, state: PPOState) -> dict:
         return {"replay": (), "params": (state.actor_params, state.critic_params),
                 **sparse_groups(state.actor_opt, state.critic_opt),

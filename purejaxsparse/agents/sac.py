@@ -324,6 +324,17 @@ class SAC(Agent):
         return (sp.final_active_params(self.actor.spec, hp_actor)
                 + NUM_CRITICS * sp.final_active_params(self.critic.spec, hp_critic))
 
+    def sparse_networks(self, hp):
+        hp_actor, hp_critic = self.network_hparams(hp)
+        return [("actor", self.actor, hp_actor), ("critic", self.critic, hp_critic)]
+
+    def optimizer_steps(self) -> tuple[int, str]:
+        s = self.static
+        rounds = self.schedule.rounds(self.total_steps // self.env.num_envs)
+        return rounds * s.updates_per_iteration, (
+            f"{s.updates_per_iteration} every {self.env.num_envs} env step(s) from env step "
+            f"{max(s.learning_starts, 1):,} on (learning_starts)")
+
     def state_groups(self, state: SACState) -> dict:
         groups = sparse_groups(state.actor_opt, *state.critic_opt)
         groups["optimizer"].append(state.alpha_opt)

@@ -134,26 +134,28 @@ def plot_score_vs_params(summary: pd.DataFrame, path: str | Path, value: str = "
                          group_cols: Sequence[str] | None = None) -> Path:
     """Final return vs active parameter count per env (Graesser Fig 2's scaling curves).
 
-    Every group is a point at its mean final active count (runs.csv's ``active_params``) with
+    Every group is a point at the mean active count its runs measured at their last evaluation
+    (the summary's ``final_active_params``, from results.csv, not the plan) with
     its 95% CI as an error bar; a method's points at several sparsities are joined and labelled
     with their sparsity. Full dense: a horizontal line with its CI band and a dotted vertical
     line at its parameter count, so a sparse and a param-matched dense network of one size can
     be compared at one x. Log x scale.
     """
-    df, style, keys, (lo_c, hi_c) = _final_returns(summary, value, group_cols, "active_params")
+    x_col = "final_active_params"
+    df, style, keys, (lo_c, hi_c) = _final_returns(summary, value, group_cols, x_col)
     groups = panels(df)
     fig, axes = figure(len(groups), ncols=3)
     for ax, (title, _, e) in zip(axes, groups):
         ek = keys.loc[e.index]
         lines = sorted(set(ek), key=style.sort_key)
         for i, k in enumerate(lines):
-            g = e[ek == k].sort_values("active_params")
+            g = e[ek == k].sort_values(x_col)
             sty = style.line(k)
             # methods of one size side by side: a few % apart on the log axis
-            x = g["active_params"].to_numpy(float) * (1 + 0.025 * (i - (len(lines) - 1) / 2) * (k[0] != DENSE))
+            x = g[x_col].to_numpy(float) * (1 + 0.025 * (i - (len(lines) - 1) / 2) * (k[0] != DENSE))
             y, lo, hi = (g[c].to_numpy(float) for c in (value, lo_c, hi_c))
             if k[0] == DENSE:
-                for level, low, high, count in zip(y, lo, hi, g["active_params"]):
+                for level, low, high, count in zip(y, lo, hi, g[x_col]):
                     ax.axhline(level, color=sty["color"], linestyle=sty["linestyle"], lw=1.4)
                     ax.axhspan(low, high, color=sty["color"], alpha=0.10, lw=0)
                     ax.axvline(count, color=sty["color"], linestyle=":", lw=1.0)
@@ -224,7 +226,7 @@ def plot_iqm_bars(scores: pd.DataFrame, runs: pd.DataFrame | None, path: str | P
     """IQM of normalised final scores per method at one sparsity, per env and over all envs (Graesser Fig 1).
 
     ``scores``: per-run final scores (:func:`stats.final_scores`, with runs.csv columns);
-    diverged runs are left out. Normalised by the full-dense mean of each env and network width
+    every scored run counts, diverged ones too. Normalised by the full-dense mean of each env and network width
     (so full dense ~ 1); envs whose dense mean is missing or <= 0 are left out. ``sparsity``
     defaults to the run sparsity closest to 0.9. "All envs" pools every env's runs, resampling
     within each env.
@@ -232,7 +234,7 @@ def plot_iqm_bars(scores: pd.DataFrame, runs: pd.DataFrame | None, path: str | P
     if scores is None or scores.empty or "final_score" not in scores.columns:
         raise SkipPlot("no per-run final scores")
     df = st.normalize_scores(scores)
-    df = df[df["normalized_score"].notna() & ~df.get("diverged", pd.Series(False, index=df.index)).astype(bool)]
+    df = df[df["normalized_score"].notna()]
     if df.empty:
         raise SkipPlot("no env has scored full-dense runs with a positive mean return to normalise by")
     target = _closest_sparsity(df, 0.9) if sparsity is None else float(sparsity)

@@ -52,9 +52,9 @@ def _sort_summary(summary: pd.DataFrame) -> pd.DataFrame:
             .drop(columns="_rank").reset_index(drop=True))
 
 
-_HTML_COLS = ("n_runs", "n_scored", "n_diverged", "n_complete", "completeness", "final_step_min", "final_step_max",
-              "mean", "iqm", "ci_low", "ci_high", "norm_iqm", "norm_ci_low", "norm_ci_high",
-              "final_actual_sparsity", "final_dormant_frac", "ci_note")
+_HTML_COLS = ("check", "n_runs", "n_scored", "n_diverged", "n_incomplete", "n_complete", "completeness",
+              "final_step_min", "final_step_max", "mean", "iqm", "ci_low", "ci_high", "norm_iqm", "norm_ci_low",
+              "norm_ci_high", "final_actual_sparsity", "final_active_params", "final_dormant_frac", "ci_note")
 
 _CSS = """
 body{font-family:sans-serif;max-width:1400px;margin:1.5em auto;padding:0 1em;color:#222}
@@ -93,8 +93,9 @@ def write_report(out_dir: str | Path, reps: int = 2000, seed: int = 0) -> Path:
     """Write ``DIR/report/`` (summary.csv, final_scores.csv, PNGs, index.html); return index.html.
 
     ``reps``/``seed``: bootstrap replications and seed of the 95% CIs (same seed, same numbers).
-    Diverged runs (:func:`purejaxsparse.results.diverged_runs`) are listed at the top of the
-    page and left out of every statistic and figure. A ``report/robustness.csv`` (from
+    Every run counts in every statistic and figure at the returns it measured; diverged runs
+    (:func:`purejaxsparse.results.diverged_runs`) are listed at the top of the page, and the
+    summary marks each group with diverged or incomplete runs. A ``report/robustness.csv`` (from
     ``purejaxsparse robustness``) adds its figure. Raises FileNotFoundError/ValueError with a
     one-line message when DIR lacks config.yaml, runs.csv or results.csv, or results.csv has no rows.
     """
@@ -110,7 +111,6 @@ def write_report(out_dir: str | Path, reps: int = 2000, seed: int = 0) -> Path:
     summary.to_csv(rep / "summary.csv", index=False)
     comp = completeness(results, runs, config)
     diverged = diverged_runs(results)
-    kept = results[~results["run"].isin(diverged["run"])]
 
     gcols = st.group_columns(runs)
     figures: list[tuple[str, str]] = []
@@ -131,7 +131,8 @@ def write_report(out_dir: str | Path, reps: int = 2000, seed: int = 0) -> Path:
         plots.plot_score_vs_sparsity, summary, group_cols=st.summary_group_columns(summary))
     add("score_vs_params.png",
         "Final return vs active parameter count (Graesser et al.'s scaling curves): IQM with its 95% CI per "
-        "group at its mean final active count, log scale; full dense as a horizontal line at its return and a "
+        "group at the mean active count its runs measured at their last evaluation, log scale; full dense as a "
+        "horizontal line at its return and a "
         "dotted vertical line at its size, so methods of one size compare at one x.",
         plots.plot_score_vs_params, summary, group_cols=st.summary_group_columns(summary))
     add("iqm_bars.png",
@@ -141,11 +142,11 @@ def write_report(out_dir: str | Path, reps: int = 2000, seed: int = 0) -> Path:
     add("learning_curves.png",
         "Learning curves: evaluation return vs environment steps, mean over seeds with +-1 std band, "
         "one panel per env and sparsity (full dense repeated in each panel).",
-        plots.plot_learning_curves, kept, runs, group_cols=gcols)
+        plots.plot_learning_curves, results, runs, group_cols=gcols)
     tau = (config.get("agent_config") or {}).get("dormant_tau")
     for name, column, scale, ylabel, title, caption, panel_names in _METRIC_FIGURES:
         if column in results.columns:
-            add(name, caption, plots.plot_metric_over_training, kept, runs, metric=column, scale=scale,
+            add(name, caption, plots.plot_metric_over_training, results, runs, metric=column, scale=scale,
                 ylabel=ylabel.format(tau=f", \u03c4 = {tau:g}" if tau is not None else ""), title=title,
                 group_cols=gcols, panel_names=panel_names)
     rob_path = rep / "robustness.csv"
@@ -154,8 +155,6 @@ def write_report(out_dir: str | Path, reps: int = 2000, seed: int = 0) -> Path:
             rob = pd.read_csv(rob_path, on_bad_lines="skip")
         except pd.errors.EmptyDataError:
             rob = pd.DataFrame()
-        if "run" in rob.columns:
-            rob = rob[~rob["run"].isin(diverged["run"])]
         add("robustness.png",
             "Robustness: evaluation return vs std of Gaussian noise added to observations at evaluation, "
             "per method and parameter budget (line style), mean over seeds +-1 std.",
@@ -176,9 +175,9 @@ def _diverged_box(diverged: pd.DataFrame, n_runs: int) -> str:
     table = diverged.to_html(index=False, border=0, classes="summary")
     return (f"<div class='warning'><h2>{len(diverged)} of {n_runs} runs diverged</h2>"
             "<p>Their parameters or loss became non-finite (NaN/inf) at <code>diverged_step</code> "
-            "(-1: step not recorded; <code>first_eval_step</code>: the first evaluation that says so). They are "
-            "left out of every statistic (IQM, CI, means, the dense reference) and figure below; their rows "
-            "stay in results.csv and final_scores.csv.</p>"
+            "(-1: step not recorded; <code>first_eval_step</code>: the first evaluation that says so). They "
+            "count in every statistic (IQM, CI, means, the dense reference) and figure below at the returns "
+            "they measured, as every run does; their groups are marked in the summary (column n_diverged).</p>"
             f"{table}</div>")
 
 
@@ -200,11 +199,13 @@ def _html(out_dir: Path, config: Mapping[str, Any], runs: pd.DataFrame, summary:
              and c not in cols]  # per network
     table = (summary[cols].to_html(index=False, classes="summary", border=0, formatters={c: _fmt_cell for c in cols})
              if len(summary) else "<p>No groups.</p>")
-    left_out = (f"<p class='incomplete'>{len(diverged)} diverged run(s) left out of IQM/CI "
-                f"(column n_diverged; listed at the top).</p>" if len(diverged)
-                else "<p>No run diverged.</p>" if recorded
-                else "<p>results.csv does not record divergence (no <code>finite</code> column: an older "
-                     "sweep); every run is counted.</p>")
+    counted = ("<p>Every run counts in every statistic at the returns it measured. Column <code>check</code> "
+               "marks the groups with diverged or incomplete runs.</p>")
+    left_out = counted + (f"<p class='incomplete'>{len(diverged)} run(s) diverged (column n_diverged; listed "
+                          f"at the top).</p>" if len(diverged)
+                          else "<p>No run diverged.</p>" if recorded
+                          else "<p>results.csv does not record divergence (no <code>finite</code> column: an "
+                               "older sweep).</p>")
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>Sweep report: {esc(str(agent))} on {esc(envs)}</title>",
@@ -242,21 +243,25 @@ def _html(out_dir: Path, config: Mapping[str, Any], runs: pd.DataFrame, summary:
 
 def summary_table(out_dir: str | Path) -> str:
     """For the terminal: final score (mean eval return over the last 10% of evaluations) per
-    group, mean and std over seeds, and a last line on diverged runs (left out of the scores)."""
+    group, mean and std over every run, how many of them diverged or are incomplete (a group
+    with any is marked), and a last line on diverged runs."""
     try:
-        _, runs, results = load_sweep(out_dir)
+        config, runs, results = load_sweep(out_dir)
     except ValueError:
         return "(no evaluations yet)"
-    scores = st.final_scores(results, runs)
-    scores.loc[scores["diverged"], "final_score"] = np.nan
+    scores = st.final_scores(results, runs, n_expected=st.expected_evals(config))
     keys = [c for c in st.group_columns(runs) if c not in ("env", "agent")]
-    table = scores.groupby(keys, sort=False, dropna=False).agg(
+    table = scores.assign(incomplete=~scores["complete"]).groupby(keys, sort=False, dropna=False).agg(
         runs=("final_score", "count"), final_score=("final_score", "mean"), std=("final_score", "std"),
-        actual_sparsity=("final_actual_sparsity", "mean")).reset_index()
+        actual_sparsity=("final_actual_sparsity", "mean"), diverged=("diverged", "sum"),
+        incomplete=("incomplete", "sum")).reset_index()
+    table["check"] = [st.group_check(d, i, short=True) for d, i in zip(table["diverged"], table["incomplete"])]
     text = table.to_string(index=False, float_format=lambda v: f"{v:.3f}")
+    if table["check"].eq("!").any():
+        text += "\n! diverged or incomplete runs: counted in the scores above at the returns they measured"
     n_div = int(scores["diverged"].sum())
     if divergence_recorded(results):
-        text += f"\ndiverged runs: {n_div} of {len(scores)}" + (" (left out of the scores above)" if n_div else "")
+        text += f"\ndiverged runs: {n_div} of {len(scores)}"
     else:
         text += "\ndiverged runs: not recorded (results.csv has no finite/diverged_step columns)"
     return text

@@ -19,9 +19,14 @@ Conventions (shared with :mod:`.plots` and :mod:`.report`):
 * **Normalised score** = score / mean final score of the full-dense runs
   (``method == "dense"``) of the same (env, agent); NaN where that mean is not positive
   (a ratio to a negative or zero return has no "higher is better" reading).
-* **Diverged runs** (:func:`purejaxsparse.results.diverged_runs`: parameters or loss became
-  non-finite) keep their row in :func:`final_scores` (``diverged`` True) but are left out of
-  every aggregate: IQM, CI, mean, the dense reference.
+* **Every run counts**: a run that diverged (:func:`purejaxsparse.results.diverged_runs`:
+  parameters or loss became non-finite) or is incomplete is scored on the returns it measured
+  and counts in every aggregate (IQM, CI, mean, the dense reference) like any other; leaving
+  out the runs a method lost would score it on its good seeds only. :func:`summarize` counts
+  both per group (``n_diverged``, ``n_incomplete``). Only a run without a finite score (no
+  evaluation yet, or every return in its window NaN) has nothing to count.
+* **Measured, not planned**: ``final_actual_sparsity`` and ``final_active_params`` are each
+  run's last evaluation in results.csv (what its masks were), never runs.csv's plan.
 * **Groups** are set by the data (:func:`group_columns`): env, agent, method, sparsity and
   every runs.csv hyperparameter that differs between runs of one (env, agent, method,
   sparsity) cell, i.e. what the sweep varied; seeds are pooled.
@@ -43,7 +48,7 @@ log = logging.getLogger(__name__)
 RUN_META_COLUMNS = RUN_INFO[1:]
 BASE_GROUP_COLUMNS = tuple(c for c in RUN_META_COLUMNS if c != "seed")
 CI_SIZE = 0.95
-FINAL_METRICS = ("actual_sparsity", "dormant_frac")
+FINAL_METRICS = ("actual_sparsity", "active_params", "dormant_frac")
 """Per-evaluation metrics whose last value per run is kept as ``final_<column>``."""
 
 __all__ = [
@@ -56,6 +61,7 @@ __all__ = [
     "iqm_ci",
     "summarize",
     "summary_group_columns",
+    "group_check",
 ]
 
 
@@ -83,8 +89,8 @@ def final_scores(
 
     Columns: the run's metadata (from ``runs`` when given, else from ``results``), ``n_evals``
     (evaluations present), ``last_step``, ``k`` (evaluations averaged), ``final_score``, the
-    last evaluation's ``actual_sparsity``/``dormant_frac`` (and per-network ``..._actor``,
-    ``..._critic``) as ``final_*`` when present, ``diverged`` and,
+    last evaluation's ``actual_sparsity``/``active_params``/``dormant_frac`` (and per-network
+    ``..._actor``, ``..._critic``) as ``final_*`` when present, ``diverged`` and,
     with ``n_expected``, ``complete`` (n_evals >= n_expected). Runs listed in ``runs`` without
     any evaluation get ``n_evals = 0`` and a NaN score.
     """
@@ -144,9 +150,8 @@ def group_columns(runs: pd.DataFrame) -> list[str]:
 
 
 def _scored(scores: pd.DataFrame) -> pd.Series:
-    """Runs that count in aggregates: scored and not diverged."""
-    ok = scores["final_score"].notna()
-    return ok & ~scores["diverged"].astype(bool) if "diverged" in scores.columns else ok
+    """Runs that count in aggregates: every run with a score (diverged and incomplete ones too)."""
+    return scores["final_score"].notna()
 
 
 def dense_reference(scores: pd.DataFrame) -> pd.Series:
@@ -240,6 +245,13 @@ def iqm_ci(scores: Any, reps: int = 2000, seed: int = 0, size: float = CI_SIZE) 
 
 
 # ------------------------------------------------------------------------ summary
+def group_check(n_diverged: int, n_incomplete: int, short: bool = False) -> str:
+    """What a reader should know before trusting a group's numbers: "" or e.g. "1 diverged,
+    2 incomplete" (short: "!"). Those runs count in the group's statistics as measured."""
+    parts = [f"{int(n)} {word}" for n, word in ((n_diverged, "diverged"), (n_incomplete, "incomplete")) if n > 0]
+    return ("!" if parts else "") if short else ", ".join(parts)
+
+
 def summarize(
     results: pd.DataFrame,
     runs: pd.DataFrame,
@@ -250,14 +262,17 @@ def summarize(
 ) -> pd.DataFrame:
     """One row per group (see :func:`group_columns`): counts, completeness and IQM with 95% CI.
 
-    Columns: group columns, ``n_runs`` (runs planned in runs.csv), ``n_scored`` (with >= 1
-    evaluation and not diverged: the runs the statistics use), ``n_diverged``, ``n_complete`` (with all ``total_steps // eval_every`` evaluations),
+    Columns: group columns, ``n_runs`` (runs planned in runs.csv), ``n_scored`` (with a score:
+    the runs the statistics use, diverged and incomplete ones included), ``n_diverged``,
+    ``n_incomplete``, ``n_complete`` (with all ``total_steps // eval_every`` evaluations),
     ``evals_done``/``evals_expected``/``completeness``, ``final_step_min``/``max`` (last
     evaluated step over the group's scored runs), ``mean``, ``std``, ``iqm``, ``ci_low``,
-    ``ci_high``, ``ci_note`` ("single run: CI = point estimate" where it applies),
+    ``ci_high``, ``ci_note`` ("single run: CI = point estimate" where it applies), ``check``
+    (:func:`group_check`: "1 diverged, 2 incomplete", empty for a group without such runs),
     ``dense_reference`` and ``norm_mean``, ``norm_iqm``, ``norm_ci_low``, ``norm_ci_high``
     (divided by the dense mean of the env, NaN where not positive), plus the means of the
-    ``final_*`` metrics of :func:`final_scores` (per network too) and ``active_params``. Every group's
+    ``final_*`` metrics of :func:`final_scores` (per network too; measured, so
+    ``final_active_params`` is the parameter count the runs ended with) and of ``total_params``. Every group's
     bootstrap is seeded with ``seed``, so rows do not depend on which other groups exist.
     """
     n_exp = expected_evals(config)
@@ -274,6 +289,7 @@ def summarize(
             n_runs=len(grp),
             n_scored=len(scored),
             n_diverged=int(grp["diverged"].sum()),
+            n_incomplete=int((~grp["complete"]).sum()),
             n_complete=int(grp["complete"].sum()),
             evals_done=int(grp["n_evals"].sum()),
             evals_expected=int(len(grp) * n_exp),
@@ -286,19 +302,20 @@ def summarize(
             ci_low=lo,
             ci_high=hi,
             ci_note=(
-                "every run diverged" if x.size == 0 and grp["diverged"].any()
+                "no finite score" if x.size == 0 and grp["n_evals"].any()
                 else "no evaluations yet" if x.size == 0
                 else "single run: CI = point estimate" if x.size == 1
                 else f"{int(CI_SIZE * 100)}% stratified bootstrap, {reps} reps"
             ),
         )
+        row["check"] = group_check(row["n_diverged"], row["n_incomplete"])
         ref = grp["dense_reference"].iloc[0]
         ok = pd.notna(ref) and ref > 0
         row["dense_reference"] = ref
         for name in ("mean", "iqm", "ci_low", "ci_high"):
             row[f"norm_{name}"] = row[name] / ref if ok else np.nan
         finals = [c for c in grp.columns if c.startswith(tuple(f"final_{m}" for m in FINAL_METRICS))]
-        for col in finals + ["active_params", "total_params"]:
+        for col in finals + ["total_params"]:
             if col in grp.columns:
                 row[col] = pd.to_numeric(grp[col], errors="coerce").mean()
         rows.append(row)

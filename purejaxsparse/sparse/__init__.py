@@ -19,8 +19,8 @@ from .distributions import active_counts, layer_sparsities
 from .hparams import (DISTRIBUTIONS, METHODS, START_MODES, SparseHParams, distribution_id, method_id,
                       start_mode_id)
 from .init import init_kernels, init_params, masked_fans, variance_scaling
-from .masks import (apply_masks, final_active_params, hidden_unit_masks, init_masks, matched_width, top_k_mask,
-                    width_param_count)
+from .masks import (apply_masks, empty_layers, final_active_params, hidden_unit_masks, init_masks, matched_width,
+                    top_k_mask, width_param_count)
 from .optimizer import SparseOptimizer, SparseState, sparse
 from .measure import active_params, dormant_fraction, dormant_units, existing_entries, gradient_snr
 from .redo import is_recycle_step, recyclable_layers, recycle_dormant
@@ -44,7 +44,8 @@ __all__ = [
     "layer_sparsities", "active_counts",
     "SparseSpec", "InitSpec", "GLOROT_UNIFORM", "HE_TRUNCATED_NORMAL", "SPARSITY_AWARE", "uniform_init",
     "init_masks", "init_params", "init_kernels", "init_sparse", "variance_scaling", "masked_fans",
-    "top_k_mask", "apply_masks", "final_active_params", "matched_width", "width_param_count", "hidden_unit_masks",
+    "top_k_mask", "apply_masks", "empty_layers", "final_active_params", "matched_width", "width_param_count",
+    "hidden_unit_masks",
     "polynomial_sparsity", "cosine_drop_fraction", "is_update_step",
     "update_masks", "mask_changes", "maybe_update_masks", "apply_mask_update", "grown",
     "reset_moments", "masked_apply_gradients", "sparse_step", "cond_any",

@@ -87,11 +87,14 @@ class SparseHParams:
         "(rigl's RigL optimizer, JaxPruner's SET/RigL); false: update, then apply (rigl's TF-Agents code)")
 
     @classmethod
-    def make(cls, *args, **values) -> "SparseHParams":
-        """Build from Python values or names (names are turned into ids; arrays, also traced ones,
-        pass through): ``make("rigl", 0.8, drop_fraction=0.3)``. Positional arguments follow the
-        field order; a field not given takes the default its declaration states."""
-        fields = dataclasses.fields(SparseHParams)
+    def make(cls, *args, **values):
+        """Build from Python values or names: ``make("rigl", 0.8, drop_fraction=0.3)``; also
+        ``DQNHParams.make(...)`` for an agent's hparams. Positional arguments follow the field
+        order; a field not given takes the default its declaration states. Every value is
+        checked as a config value is (`fields.Field`: range, choices, finiteness; ConfigError,
+        a ValueError, naming the field); arrays are checked value by value, traced ones pass
+        through unchecked."""
+        fields = dataclasses.fields(cls)
         if len(args) > len(fields):
             raise TypeError(f"make() takes at most {len(fields)} positional arguments")
         given = dict(zip((f.name for f in fields), args))
@@ -105,10 +108,13 @@ class SparseHParams:
         for f in fields:
             spec = f.metadata["hparam"]
             value = given.get(f.name, spec.default)
-            if spec.kind == "choice":
-                value = _lookup(value, spec.choices, f.name.replace("_", " "))
+            if isinstance(value, (str, bool, int, float, type(None))) and not (
+                    spec.kind == "choice" and isinstance(value, int) and not isinstance(value, bool)):
+                value = spec.convert(f.name, value)  # a Python value or a name
+            else:
+                spec.check(f.name, value)  # an array, a numpy scalar or a choice's id
             out[f.name] = jnp.asarray(value, _DTYPES[spec.kind])
-        return SparseHParams(**out)
+        return cls(**out)
 
     def sparse(self, sparsity=None) -> "SparseHParams":
         """Just the sparse settings of these hparams (an agent's HParams carries more), optionally

@@ -158,6 +158,20 @@ def final_active_params(spec: SparseSpec, hp: SparseHParams) -> jnp.ndarray:
     return sum(jnp.sum(m, dtype=jnp.int32) for m in jax.tree.leaves(masks))
 
 
+@functools.partial(jax.jit, static_argnames="spec")
+def empty_layers(spec: SparseSpec, hp: SparseHParams) -> jnp.ndarray:
+    """bool [L]: which kernels the run's initial or final mask leaves without an active weight.
+
+    Static, SET and RigL start (or are cut) and pruning ends at exactly k_l weights per layer
+    (`init_masks`, `final_active_params`); dense and dense_width keep at least one unit per
+    layer. A network with such a layer cuts its input from its output.
+    """
+    m = hp.method
+    sparse_at_some_point = (m == STATIC) | (m == SET) | (m == RIGL) | (m == PRUNE)
+    counts = active_counts(spec.shapes, layer_sparsities(spec.shapes, hp.sparsity, hp.distribution))
+    return sparse_at_some_point & (counts == 0)
+
+
 def apply_masks(params, masks):
     """Zero every masked entry (exact zeros, any dtype)."""
     return jax.tree.map(lambda p, m: jnp.where(m, p, jnp.zeros_like(p)), params, masks)
