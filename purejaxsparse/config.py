@@ -27,7 +27,7 @@ from .fields import INT32_MAX, ConfigError, field_specs, make_hparams, stack_hpa
 from .run_logging import config_loggers
 
 REQUIRED = ("agent", "env", "total_steps", "eval_every", "eval_episodes", "sweep")
-OPTIONAL = ("name", "agent_config", "hparams", "method_defaults", "chunk_evals", "logging")
+OPTIONAL = ("name", "agent_config", "hparams", "method_defaults", "chunk_evals", "checkpoint_every", "logging")
 MAX_RUNS = 100_000
 """The most runs one sweep may have (its grid is counted before it is expanded, so a bigger one
 is refused at once): planning that many takes about a second, and the state of that many runs
@@ -175,6 +175,7 @@ class Plan:
     keys: jax.Array           # [R] PRNG keys, one per run (from its seed)
     chunk_evals: int
     duplicates: int           # runs dropped because their settings did not apply
+    checkpoint_every: int = 1  # chunks between checkpoints (the last chunk is always saved)
 
     @property
     def num_runs(self) -> int:
@@ -276,8 +277,11 @@ def plan_sweep(config: dict) -> Plan:
     hparams = jax.tree.map(lambda x: x[np.asarray(index)], hparams)
     keys = jax.vmap(jax.random.PRNGKey)(np.asarray([r["seed"] for r in runs], np.uint32))
     chunk = _chunk_evals(config, agent.num_evals)
+    every = _checkpoint_every(config)
     resolved = _resolved(config, agent, axes, base, chunk)
-    return Plan(resolved, agent, runs, hparams, keys, chunk, dropped)
+    if every != 1:
+        resolved["checkpoint_every"] = every
+    return Plan(resolved, agent, runs, hparams, keys, chunk, dropped, every)
 
 
 def check_defaults(config, agent) -> None:
@@ -381,6 +385,15 @@ def _resolved_method_defaults(config, agent, base) -> dict:
         if values:
             out[method] = values
     return out
+
+
+def _checkpoint_every(config) -> int:
+    """Chunks between checkpoints (default 1: after every chunk); more for states so large that
+    writing them takes longer than a chunk computes."""
+    value = config.get("checkpoint_every", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= INT32_MAX:
+        raise ConfigError(f"checkpoint_every: got {shown(value)}; allowed: a positive integer (chunks)")
+    return value
 
 
 def _chunk_evals(config, num_evals: int) -> int:

@@ -294,7 +294,7 @@ def divergence_recorded(results: pd.DataFrame) -> bool:
 
 
 # ------------------------------------------------------------------------------ merging
-MERGE_FREE_KEYS = ("name", "env", "sweep", "logging")
+MERGE_FREE_KEYS = ("name", "env", "sweep", "logging", "checkpoint_every")
 """Config keys that may differ between the sweeps that `merge_sweeps` combines (the sweep grid
 is compared through the runs themselves: no run may appear twice; live logging changes no
 result)."""

@@ -12,10 +12,10 @@
 leaves of one run), its results; and writes the files of a new sweep. The runs axis of a
 sweep's state is padded to a multiple of the device count (`padded_runs`, the one rule).
 
-Checkpoints are saved synchronously and atomically (orbax commits one by renaming it) and the
-two newest are kept, so a kill at any moment leaves a complete one, and a damaged newest one (cut
-short by a full disk or a dying node) leaves an older one: a checkpoint is verified by reading it
-back (`SweepCheckpoints.newest`). One process writes a directory at a time (`SweepLock`); a
+Checkpoints are saved atomically (orbax commits one by renaming it), in the background while the
+next chunk computes, and the two newest are kept, so a kill at any moment leaves a complete one,
+and a damaged newest one (cut short by a full disk or a dying node) leaves an older one: a
+checkpoint is verified by reading it back (`SweepCheckpoints.newest`). One process writes a directory at a time (`SweepLock`); a
 write that fails for want of space or permission becomes one line saying how to go on
 (`disk_errors`).
 """
@@ -136,10 +136,11 @@ class SweepDir:
             write_csv(self.runs_file, settings + list(SHAPE_COLUMNS + RUN_OUTPUTS), rows)
             write_csv(self.results_file, result_header(metric_columns(agent)), [])
 
-    def checkpoints(self, like) -> "SweepCheckpoints":
-        """Its checkpoints, for a state shaped like `like` (created if missing)."""
+    def checkpoints(self, like, asynchronous: bool = False) -> "SweepCheckpoints":
+        """Its checkpoints, for a state shaped like `like` (created if missing); asynchronous:
+        `save` returns once the state is copied, and the disk write overlaps what follows."""
         with disk_errors(self.path, "creating checkpoints/"):
-            return SweepCheckpoints(self.checkpoints_dir, like=like)
+            return SweepCheckpoints(self.checkpoints_dir, like=like, asynchronous=asynchronous)
 
     def restore_newest(self, like, log=print):
         """(chunks done, state) of the newest checkpoint that reads back, shaped and placed like
@@ -214,12 +215,18 @@ class SweepCheckpoints:
     With `like` (the batched state, arrays or shapes) the layout of the state it saves is kept
     beside the checkpoints (DIR/state_layout.txt), and checkpoints of another layout (written by
     a purejaxsparse whose agents hold their state differently) are refused in one line instead
-    of being restored leaf by leaf into the wrong places."""
+    of being restored leaf by leaf into the wrong places.
 
-    def __init__(self, directory: Path, like=None):
+    asynchronous: `save` returns as soon as orbax holds a copy of the state, and the write goes on
+    in the background (orbax's asynchronous checkpointing) while the caller computes; `wait` (or
+    the next save, or close) waits for it. A checkpoint becomes visible only when its write is
+    complete (orbax renames it into place), so a kill during the write leaves the older ones."""
+
+    def __init__(self, directory: Path, like=None, asynchronous: bool = False):
         self.directory = Path(directory).absolute()
+        self.asynchronous = asynchronous
         options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
-                                               enable_async_checkpointing=False)
+                                               enable_async_checkpointing=asynchronous)
         self.manager = ocp.CheckpointManager(self.directory, options=options,
                                              item_handlers=ocp.StandardCheckpointHandler())
         self.unreadable: set[int] = set()
@@ -243,15 +250,21 @@ class SweepCheckpoints:
         return max(set(self.manager.all_steps()) - self.unreadable, default=None)
 
     def save(self, chunks_done: int, state) -> None:
-        """Save; an unreadable checkpoint of the same step (one a resume went back past) is
-        replaced."""
+        """Save (asynchronous: start saving, after the previous save is complete); an unreadable
+        checkpoint of the same step (one a resume went back past) is replaced."""
+        self.wait()
         if chunks_done in self.unreadable:
             self.manager.delete(chunks_done)
             self.unreadable.discard(chunks_done)
         self.manager.save(chunks_done, args=ocp.args.StandardSave(_stored_leaves(state)))
+        if not self.asynchronous:
+            self.wait()
+
+    def wait(self) -> None:
+        """Wait until the save in progress (if any) is complete on disk; a failed write raises here."""
         self.manager.wait_until_finished()
-        if self.layout is not None and not (self.layout_file.is_file()
-                                            and self.layout_file.read_text() == self.layout):
+        if (self.layout is not None and self.manager.all_steps()
+                and not (self.layout_file.is_file() and self.layout_file.read_text() == self.layout)):
             self.layout_file.write_text(self.layout)
 
     def saved_runs(self, chunks_done: int) -> int | None:

@@ -1,9 +1,11 @@
 """The sweep engine: every run of a plan advances in ONE compiled chunk function.
 
 A host loop calls the compiled chunk (a `lax.scan` over some evaluation periods, vmapped over
-runs) repeatedly; after each chunk it appends the chunk's evaluations to results.csv, saves the
-full batched state with orbax, and moves a progress bar. The runs axis is sharded over every
-visible device (`jax.sharding`), padded to a multiple of the device count. A killed or
+runs) repeatedly; after each chunk it appends the chunk's evaluations to results.csv, starts
+saving the full batched state with orbax (written in the background while the next chunk
+computes; every `checkpoint_every` chunks, and after the last) and moves a progress bar. The
+runs axis is sharded over every visible device (`jax.sharding`), padded to a multiple of the
+device count. A killed or
 interrupted sweep resumes from its newest readable checkpoint and ends with exactly the rows of
 an uninterrupted one.
 """
@@ -144,7 +146,7 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
         batch = _Batch(plan, devices)
         checkpoints, done, states = None, 0, None
         if resume:
-            checkpoints = held.enter_context(store.checkpoints(batch.shapes))
+            checkpoints = held.enter_context(store.checkpoints(batch.shapes, asynchronous=True))
             done = checkpoints.latest() or 0
             checkpoints.check_runs(done, num_runs, len(devices))
             if done >= plan.num_chunks:  # complete, if its final checkpoint reads back
@@ -178,7 +180,7 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
                     held.callback(store.lock(new=True).release)
                     store.write_new(plan)
         if checkpoints is None:
-            checkpoints = held.enter_context(store.checkpoints(batch.shapes))
+            checkpoints = held.enter_context(store.checkpoints(batch.shapes, asynchronous=True))
 
         bar = _progress(progress and primary, total=num_runs * agent.total_steps,
                         initial=done * num_runs * steps_per_chunk, desc=f"{num_runs} runs, env steps")
@@ -187,29 +189,69 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
         t_run, chunks_run = time.perf_counter(), 0
         first_bad = store.recorded_divergence(num_runs) if done else np.full(num_runs, -1)
         header = result_header(metric_columns(agent))
+        saving = _Saving(store, checkpoints, on_chunk if primary else None)
         for c in range(done, plan.num_chunks):
             signals.check()
             t_chunk = time.perf_counter()
             states, metrics = compiled(states, batch.hparams, jnp.int32(c * plan.chunk_evals * agent.iterations_per_eval))
             first_bad, metrics = _with_divergence(first_bad, _fetch(metrics, num_runs))
             rows = result_rows(plan.runs, env_name(plan.config), agent.name, metrics, metric_columns(agent))
+            chunks_run += 1
+            last = c + 1 == plan.num_chunks or (max_chunks is not None and chunks_run >= max_chunks)
             with signals.deferred():
                 if primary:
                     store.append_results(rows)
-                with disk_errors(store.path, f"saving checkpoint {c + 1}"):
-                    checkpoints.save(c + 1, states)
-                if on_chunk is not None and primary:
-                    on_chunk([dict(zip(header, row)) for row in rows], c + 1,
-                             num_runs * steps_per_chunk / (time.perf_counter() - t_chunk))
-            chunks_run += 1
+                saving.done([dict(zip(header, row)) for row in rows], c + 1,
+                            num_runs * steps_per_chunk / (time.perf_counter() - t_chunk))
+                if (c + 1) % plan.checkpoint_every == 0 or last:
+                    saving.save(c + 1, states)
             if bar is not None:
                 bar.update(num_runs * steps_per_chunk)
                 bar.set_postfix_str(f"chunk {c + 1}/{plan.num_chunks}, "
                                     f"mean return {float(np.mean(metrics['eval_return'][:, -1])):.1f}")
-            if max_chunks is not None and chunks_run >= max_chunks:
+            if last:
                 break
+        with signals.deferred():
+            saving.wait()
     run_seconds = time.perf_counter() - t_run
     return SweepStats(store.path, chunks_run, compile_seconds, run_seconds, chunks_run * num_runs * steps_per_chunk)
+
+
+class _Saving:
+    """The engine's checkpoints, saved in the background: the save of chunk k overlaps the
+    compute of chunk k + 1 (and is waited for before the next save starts, and at the end).
+
+    A chunk's results.csv rows are appended before its save starts, as before: a resume cuts
+    them back to its newest complete checkpoint. `on_chunk` (live logging) sees a chunk's rows
+    only once a checkpoint at or after it is complete, so it never logs a chunk that a resume
+    runs again."""
+
+    def __init__(self, store: SweepDir, checkpoints, on_chunk):
+        self.store, self.checkpoints, self.on_chunk = store, checkpoints, on_chunk
+        self.in_flight: int | None = None   # the chunk count of the save in progress
+        self.unlogged: list = []            # (rows, chunks done, steps/s) waiting for a checkpoint
+
+    def done(self, rows, chunks_done: int, steps_per_second: float) -> None:
+        if self.on_chunk is not None:
+            self.unlogged.append((rows, chunks_done, steps_per_second))
+
+    def save(self, chunks_done: int, states) -> None:
+        self.wait()
+        with disk_errors(self.store.path, f"saving checkpoint {chunks_done}"):
+            self.checkpoints.save(chunks_done, states)
+        self.in_flight = chunks_done
+
+    def wait(self) -> None:
+        """Wait for the save in progress; then log the chunks it covers."""
+        if self.in_flight is None:
+            return
+        with disk_errors(self.store.path, f"saving checkpoint {self.in_flight}"):
+            self.checkpoints.wait()
+        covered = [u for u in self.unlogged if u[1] <= self.in_flight]
+        self.unlogged = self.unlogged[len(covered):]
+        self.in_flight = None
+        for rows, chunks_done, steps_per_second in covered:
+            self.on_chunk(rows, chunks_done, steps_per_second)
 
 
 def _fetch(metrics, num_runs: int) -> dict:

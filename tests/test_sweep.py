@@ -113,6 +113,49 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
     assert (out / "results.csv").read_text() == (ref / "results.csv").read_text()
 
 
+def test_checkpoints_every_k_chunks_in_the_background_and_rows_logged_only_once_saved(finished, tmp_path,
+                                                                                    monkeypatch):
+    """checkpoint_every=2 over 3 chunks saves after chunks 2 and 3 (the last), asynchronously;
+    live logging sees a chunk only once a checkpoint at or after it is on disk; the rows equal
+    an uninterrupted sweep's, also when stopped after chunk 1 (saved: it is the last this call)
+    and resumed."""
+    from purejaxsparse import store
+    from purejaxsparse.fields import ConfigError
+
+    full, _, _, _ = finished
+    saves = []
+    real_save = store.SweepCheckpoints.save
+    monkeypatch.setattr(store.SweepCheckpoints, "save",
+                        lambda self, k, state: (saves.append((k, self.asynchronous)), real_save(self, k, state)))
+    plan = plan_sweep(tiny_sweep_config(checkpoint_every=2))
+    assert plan.config["checkpoint_every"] == 2
+    out = tmp_path / "every2"
+    logged = []
+
+    def on_chunk(rows, chunks_done, rate):
+        on_disk = [int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit()]
+        logged.append((chunks_done, max(on_disk, default=0)))
+
+    sweep.run_sweep(plan, out, progress=False, log=lambda *_: None, on_chunk=on_chunk)
+    assert saves == [(2, True), (3, True)]
+    assert [c for c, _ in logged] == [1, 2, 3]
+    assert all(newest >= c for c, newest in logged), logged
+    assert (out / "results.csv").read_text() == (full / "results.csv").read_text()
+
+    saves.clear()
+    out = tmp_path / "stopped"
+    sweep.run_sweep(plan, out, progress=False, max_chunks=1, log=lambda *_: None)
+    assert saves == [(1, True)]
+    sweep.run_sweep(plan_sweep(load_config(out / "config.yaml")), out, resume=True, progress=False,
+                    log=lambda *_: None)
+    assert saves == [(1, True), (2, True), (3, True)]  # chunk 2 is a multiple of 2, chunk 3 the last
+    assert (out / "results.csv").read_text() == (full / "results.csv").read_text()
+
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="checkpoint_every"):
+            plan_sweep(tiny_sweep_config(checkpoint_every=bad))
+
+
 def test_resolved_config_keeps_hparams_above_agent_method_defaults():
     """The agent's prune default (start 20k) ranks below the config's hparams; the saved config
     must keep it that way, or a resumed sweep would change its runs."""
