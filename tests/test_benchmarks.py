@@ -224,3 +224,27 @@ def test_gpu_all_names_every_benchmark():
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     assert subprocess.run(["bash", str(script), "--help"], capture_output=True).returncode == 0
     assert subprocess.run(["bash", str(script), "no-such-step"], capture_output=True).returncode == 2
+
+
+def test_checkpoint_overlap_reports_saving_over_not_saving(monkeypatch, capsys, tmp_path):
+    mod = load("checkpoint_overlap", monkeypatch)
+    # saving after every chunk: 11 s and then 10.5 s (fastest kept); one save at the end: 10 s
+    seconds = {1: [11.0, 10.5], 3: [10.0, 12.0]}
+    calls = []
+
+    def fake_sweep(config, out):
+        every = config["checkpoint_every"]
+        calls.append(every)
+        assert config["total_steps"] == 3 * 100 and config["chunk_evals"] == 1
+        return seconds[every].pop(0), 5.0, 2_000_000_000
+
+    monkeypatch.setattr(mod, "timed_sweep", fake_sweep)
+    ratio = mod.main(["--chunks", "3", "--eval-every", "100", "--runs", "5", "--repeats", "2",
+                      "--dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert calls == [1, 3, 1, 3]  # round-robin
+    assert ratio == pytest.approx(1.05) and last_ratio(out) == pytest.approx(1.05)
+    rows = {r[0]: r for r in table_rows(out)[1:]}
+    assert rows["save every chunk"][3] == "10.5" and rows["saves off (one at the end)"][3] == "10.0"
+    assert rows["save every chunk"][4] == "142.9"  # 5 runs x 3 chunks x 100 steps / 10.5 s
+    assert "state 2.00 GB" in out
