@@ -7,8 +7,8 @@ next chunk's compute) and `checkpoint_every=N` (one save, after the last chunk).
 their last save, so the difference is what the N - 1 saves in between cost. Compile time is
 excluded (the engine times it apart); the fastest repeat of each is kept.
 
-    python benchmarks/checkpoint_overlap.py --quick   # R = 32, 1.3 GB of state, 6 chunks (CPU)
-    python benchmarks/checkpoint_overlap.py           # R = 256, 10.5 GB of state, 6 chunks (GPU)
+    python benchmarks/checkpoint_overlap.py --quick   # R = 35, 1.44 GB of state, 6 chunks (CPU)
+    python benchmarks/checkpoint_overlap.py           # R = 260, 10.7 GB of state, 6 chunks (GPU)
     python benchmarks/checkpoint_overlap.py --smoke   # tiny: checks that it runs end to end
 
 Last line: `ratio: X` = seconds with a save after every chunk / seconds with saves off (goal:
@@ -30,7 +30,7 @@ METHODS = ("dense", "static", "set", "rigl", "prune")
 def parse_args(argv=None):
     ap = bl.parser(__doc__.split("\n\n")[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: runs end to end in seconds")
-    ap.add_argument("--runs", type=int, default=None, help="quick: 32, full: 256, smoke: 2")
+    ap.add_argument("--runs", type=int, default=None, help="at least this many runs, rounded up to whole seeds of the five methods (quick: 32, full: 256, smoke: 2)")
     ap.add_argument("--buffer-size", type=int, default=None,
                     help="replay transitions per run (CartPole: 41 B each; quick and full: 1M, smoke: 1k)")
     ap.add_argument("--chunks", type=int, default=None, help="timed chunks (quick and full: 6, smoke: 2)")
