@@ -19,7 +19,7 @@ import numpy as np
 
 import envs
 
-from . import sparse as sp
+from .run_checks import check_layers, check_run, check_schedule
 from .agents import AGENTS, Agent
 from .config_yaml import apply_overrides, load_config  # noqa: F401  (read through this module too)
 from .errors import shown
@@ -327,52 +327,6 @@ def run_values(config, agent, values: dict) -> dict:
     return human
 
 
-def check_run(values: dict) -> None:
-    """Cross-field checks of one run's human values (after defaults are applied)."""
-    if values.get("method") == "prune" and values["start"] >= values["end"]:
-        raise ConfigError(f"prune: start {values['start']} must be below end {values['end']} "
-                          f"(pruning ramps up between them); set hparams or method_defaults.prune")
-
-
-SCHEDULE_STEPS = {"set": ("start", "end"), "rigl": ("start", "end"), "prune": ("start", "end")}
-"""The mask-schedule steps each method must reach (static also its start with dense_then_cut)."""
-
-
-def check_schedule(values: dict, steps: int, how: str, total_steps: int) -> None:
-    """Refuse a run whose mask schedule lies beyond its last optimizer step, `steps` - 1 (the
-    agent's `optimizer_steps`): SET/RigL's start and end, pruning's start and end, and the cut
-    of start_mode dense_then_cut. Such a run would never reach its target (pruning stays dense,
-    a cut never comes) yet be labelled with it."""
-    method = values["method"]
-    keys = SCHEDULE_STEPS.get(method, ())
-    if method == "static" and values.get("start_mode") == "dense_then_cut" and values["start"] > 0:
-        keys = ("start",)
-    last = steps - 1
-    for key in keys:
-        if values[key] > last:
-            raise ConfigError(
-                f"{key}: {values[key]} ({method}) is beyond the run's last optimizer step, {last} "
-                f"({steps:,} optimizer steps in {total_steps:,} env steps: {how}); allowed: at most {last} "
-                f"(mask schedules count optimizer steps, not env steps)")
-
-
-def check_layers(agent, points: list[dict], hparams) -> None:
-    """Refuse runs (`points`: human values; `hparams`: theirs, stacked) whose initial or final
-    masks leave some layer of some network without an active weight (sparse.empty_layers)."""
-    for name, net, hp in agent.sparse_networks(hparams):
-        empty = np.asarray(jax.vmap(lambda h: sp.empty_layers(net.spec, h))(hp))
-        if empty.any():
-            p, layer = np.argwhere(empty)[0]
-            run = points[p]
-            shape = "x".join(map(str, net.spec.shapes[layer]))
-            own = float(str(np.float32(np.asarray(hp.sparsity)[p])))
-            which = "" if own == run["sparsity"] else f" (its {name} network's: {own})"
-            raise ConfigError(
-                f"sparsity: {run['sparsity']}{which} leaves layer {net.spec.names[layer]} ({shape}) of the {name} "
-                f"network of the {run['method']} runs ({run['distribution']}) with no active weight; allowed: a "
-                f"sparsity that keeps at least one weight in every layer")
-
-
 def _config_method_defaults(config, method) -> dict:
     return dict((config.get("method_defaults") or {}).get(method, {}) or {})
 
@@ -390,10 +344,7 @@ def _resolved_method_defaults(config, agent, base) -> dict:
 def _checkpoint_every(config) -> int:
     """Chunks between checkpoints (default 1: after every chunk); more for states so large that
     writing them takes longer than a chunk computes."""
-    value = config.get("checkpoint_every", 1)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= INT32_MAX:
-        raise ConfigError(f"checkpoint_every: got {shown(value)}; allowed: a positive integer (chunks)")
-    return value
+    return _positive_int(config, "checkpoint_every") if "checkpoint_every" in config else 1
 
 
 def _chunk_evals(config, num_evals: int) -> int:

@@ -109,7 +109,7 @@ class Agent:
     def optimizer_steps(self) -> tuple[int, str]:
         """(optimizer steps one run makes, how they follow from its settings): the clock of the
         mask schedules (update_interval, start, end), counted from 0, so a schedule step beyond
-        the last, n - 1, is never reached (config.check_schedule refuses it)."""
+        the last, n - 1, is never reached (run_checks.check_schedule refuses it)."""
         raise NotImplementedError
 
     def final_active_params(self, hp) -> jax.Array:
