@@ -121,7 +121,7 @@ def _cmd_run(args) -> int:
     from .config import apply_overrides, load_config, plan_sweep
     from .fields import ConfigError
     from .memory import parse_bytes
-    from .run_logging import requested, with_loggers
+    from .loggers import requested, with_loggers
     from .store import check_out_dir
 
     config_path, overrides = _split_run_args(args.args)
@@ -166,7 +166,7 @@ def _dry_run(plan, device_memory) -> int:
 
 
 def _cmd_resume(args) -> int:
-    from .run_logging import requested
+    from .loggers import requested
     from .store import SWEEP_FILES, SweepDir
 
     args.sweep_dir = args.dir
@@ -189,7 +189,7 @@ def _train(plan, out: Path, resume: bool, progress: bool, report: bool = True, d
     """Run (or resume) the sweep to its end, logging it live to `loggers` (process 0 alone);
     then print its summary and write its report."""
     from .analysis.report import summary_table, write_report
-    from .run_logging import sweep_logging
+    from .loggers import sweep_logging
     from .sweep import run_sweep
 
     with sweep_logging(loggers if _is_primary() else (), out, plan) as on_chunk:

@@ -167,6 +167,17 @@ def _text(path: Path) -> str:
                          f"UTF-8)") from None
 
 
+def read_header(path: str | Path) -> list[str]:
+    """The header row of a CSV file: its first line (at most 64 KiB), even while the rest is being
+    written; [] when that line is no text (e.g. a binary file in its place)."""
+    with open(path, "rb") as f:
+        line = f.readline(1 << 16)
+    try:
+        return next(csv.reader([line.decode("utf-8").rstrip("\r\n")]), [])
+    except (UnicodeDecodeError, csv.Error):
+        return []
+
+
 def read_config(out_dir: str | Path) -> dict:
     """``DIR/config.yaml`` as a dict; must have ``total_steps`` and ``eval_every``."""
     path = _require(Path(out_dir) / CONFIG_FILE, CONFIG_FILE)

@@ -1,4 +1,4 @@
-"""Live logging (`--log tensorboard|wandb`, run_logging.py): the event files and W&B runs hold, per
+"""Live logging (`--log tensorboard|wandb`, purejaxsparse/loggers): the event files and W&B runs hold, per
 run, exactly results.csv's evaluations and runs.csv's hyperparameters; a killed and resumed sweep
 has no step twice and none missing; results.csv is the same with and without logging; asking for
 W&B without its package, or for an unknown logger, is one line (exit 2) before anything runs."""
@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import tiny_sweep_config
-from purejaxsparse import run_logging
+from purejaxsparse import loggers as run_logging
 from purejaxsparse.cli import main
 from purejaxsparse.config import plan_sweep
 from purejaxsparse.sweep import run_sweep

@@ -1,4 +1,4 @@
-"""TensorBoard logging of a sweep's runs (run_logging.py says what is logged, when and why).
+"""TensorBoard logging of a sweep's runs (the package docstring says what is logged, when and why).
 
 Events are appended synchronously as TFRecords (tensorboardX's protos and CRC), one file per
 process and series, opened only while a chunk is written: no writer thread or open file per run,
@@ -7,14 +7,13 @@ however many runs a sweep has. What a series already holds is read back from its
 
 from __future__ import annotations
 
-import csv
 import os
 import socket
 import struct
 import time
 from pathlib import Path
 
-from .run_logging import SWEEP_SERIES, STEPS_PER_SECOND, TENSORBOARD_DIR, by_run, metric_values, run_name, run_rows
+from .base import SWEEP_SERIES, STEPS_PER_SECOND, TENSORBOARD_DIR, by_run, metric_values, run_name, run_rows
 
 MAX_CHOICES = 32
 """A runs.csv column with at most this many values gets them as its choices in TensorBoard's
@@ -101,9 +100,8 @@ class TensorBoardLogger:
         return [_event(0, [experiment]), _event(0, [summary("_hparams_/session_start_info", session_start_info=start)])]
 
     def _metric_tags(self) -> list[str]:
-        path = self.out_dir / "results.csv"
-        with open(path, newline="") as f:
-            header = next(csv.reader(f))
+        from ..results import RESULTS_FILE, read_header
+        header = read_header(self.out_dir / RESULTS_FILE)
         return header[header.index("step") + 1:]
 
     def close(self) -> None:

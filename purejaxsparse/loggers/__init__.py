@@ -29,22 +29,22 @@ every step it holds (the chunks a resume computes again after an unreadable chec
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 import time
 from pathlib import Path
 
-from .errors import shown
-from .fields import ConfigError, first_line
+from ..errors import shown
+from ..fields import ConfigError, first_line
+from .base import TENSORBOARD_DIR, import_tensorboardx, import_wandb, run_name
+from .tensorboard import TensorBoardLogger
+from .wandb import WandbLogger
+
+__all__ = ["LOGGERS", "NONE", "config_loggers", "requested", "with_loggers", "sweep_logging", "SweepLogger",
+           "run_name"]
 
 LOGGERS = ("tensorboard", "wandb")
 """What `--log` and the config's `logging` mapping may name."""
 NONE = "none"
-TENSORBOARD_DIR, WANDB_DIR = "tensorboard", "wandb"
-SWEEP_SERIES = "sweep"
-"""DIR/tensorboard/sweep/: the sweep's own series (env steps per second, per chunk)."""
-STEPS_PER_SECOND = "env_steps_per_second"
-WANDB_INSTALL = 'pip install -e ".[wandb]"'
 
 
 # ------------------------------------------------------------------------------ which loggers
@@ -80,7 +80,7 @@ def requested(flags: list[str] | None, config: dict) -> tuple[str, ...]:
     if "wandb" in loggers:
         import_wandb()
     if "tensorboard" in loggers:
-        _import_tensorboardx()
+        import_tensorboardx()
     return loggers
 
 
@@ -91,24 +91,6 @@ def with_loggers(config: dict, loggers: tuple[str, ...]) -> dict:
     if loggers:
         out["logging"] = {name: True for name in loggers}
     return out
-
-
-def import_wandb():
-    try:
-        import wandb
-    except ImportError:
-        raise ConfigError(f"--log wandb: the wandb package is not installed; install it with: {WANDB_INSTALL} "
-                          f"(or leave W&B out: --log none)") from None
-    return wandb
-
-
-def _import_tensorboardx():
-    try:
-        import tensorboardX
-    except ImportError:
-        raise ConfigError("--log tensorboard: the tensorboardX package is not installed; "
-                          "install it with: pip install -e .") from None
-    return tensorboardX
 
 
 # ------------------------------------------------------------------------------ the callback
@@ -140,12 +122,10 @@ class SweepLogger:
         self.seconds = 0.0
         """Host time spent logging (what logging adds to the sweep's wall time)."""
         if "tensorboard" in loggers:
-            from .tensorboard_logger import TensorBoardLogger
             self.backends.append(TensorBoardLogger(self.out_dir))
             note(f"tensorboard: every run is logged to {self.out_dir / TENSORBOARD_DIR}; view it with: "
                  f"tensorboard --logdir {self.out_dir / TENSORBOARD_DIR}")
         if "wandb" in loggers:
-            from .wandb_logger import WandbLogger
             self.backends.append(WandbLogger(self.out_dir, self.name, note))
 
     def on_chunk(self, rows, chunks_done, env_steps_per_second) -> None:
@@ -163,7 +143,7 @@ class SweepLogger:
         if self.caught_up:
             return
         self.caught_up = True
-        from .results import read_results
+        from ..results import read_results
         try:
             rows = read_results(self.out_dir).to_dict("records")
         except (FileNotFoundError, ValueError):  # no results.csv, or no complete row yet
@@ -186,31 +166,3 @@ class SweepLogger:
     def close(self) -> None:
         for backend in self.backends:
             backend.close()
-
-
-def run_rows(out_dir: Path) -> list[dict]:
-    """runs.csv's rows as plain Python values (empty cells left out): each run's hyperparameters
-    for TensorBoard's hparams view and W&B's config."""
-    from .results import read_runs
-    return [{k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))}
-            for row in read_runs(out_dir).to_dict("records")]
-
-
-def run_name(run: dict, num_runs: int) -> str:
-    """A run's name in TensorBoard's run list and W&B, e.g. run007-rigl-s0.9-seed2."""
-    width = max(3, len(str(num_runs - 1)))
-    return f"run{int(run['run']):0{width}d}-{run['method']}-s{float(run['sparsity']):g}-seed{run['seed']}"
-
-
-def metric_values(row: dict) -> dict[str, float]:
-    """A results.csv row's metric columns (all after `step`) as floats, finite as 1/0: the same
-    whether the row came from on_chunk or from results.read_results."""
-    keys = list(row)
-    return {key: float(row[key]) for key in keys[keys.index("step") + 1:]}
-
-
-def by_run(rows) -> dict[int, list[dict]]:
-    out: dict[int, list[dict]] = {}
-    for row in rows:
-        out.setdefault(int(row["run"]), []).append(row)
-    return out

@@ -1,4 +1,4 @@
-"""Weights & Biases logging of a sweep's runs (run_logging.py says what is logged, when and why)."""
+"""Weights & Biases logging of a sweep's runs (the package docstring says what is logged, when and why)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import uuid
 from pathlib import Path
 
-from .run_logging import SWEEP_SERIES, STEPS_PER_SECOND, WANDB_DIR, by_run, import_wandb, metric_values, run_name, run_rows
+from .base import SWEEP_SERIES, STEPS_PER_SECOND, WANDB_DIR, by_run, import_wandb, metric_values, run_name, run_rows
 
 WANDB_RECORD = "purejaxsparse-logged.json"
 """DIR/wandb/WANDB_RECORD: the sweep's W&B id and the last step logged per run."""
