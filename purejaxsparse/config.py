@@ -24,7 +24,8 @@ from .agents import AGENTS, Agent
 from .config_yaml import apply_overrides, load_config  # noqa: F401  (read through this module too)
 from .errors import shown
 from .fields import INT32_MAX, ConfigError, field_specs, make_hparams, stack_hparams
-from .run_logging import config_loggers
+from .sparse.methods import get_method, method_names
+from .loggers import config_loggers
 
 REQUIRED = ("agent", "env", "total_steps", "eval_every", "eval_episodes", "sweep")
 OPTIONAL = ("name", "agent_config", "hparams", "method_defaults", "chunk_evals", "checkpoint_every", "logging")
@@ -32,20 +33,6 @@ MAX_RUNS = 100_000
 """The most runs one sweep may have (its grid is counted before it is expanded, so a bigger one
 is refused at once): planning that many takes about a second, and the state of that many runs
 fills an accelerator even for small networks. A bigger study is several sweeps."""
-
-# Per method, the hyperparameters that do not change what a run does; they are reset to their
-# defaults so that, e.g., dense runs swept over sparsity collapse into one run per seed.
-IGNORED_BY_METHOD = {
-    "dense": ("sparsity", "distribution", "drop_fraction", "update_interval", "start", "end", "sparse_init",
-              "start_mode", "skip_gradient", "actor_sparsity", "critic_sparsity", "actor_param_fraction"),
-    "dense_width": ("distribution", "drop_fraction", "update_interval", "start", "end", "sparse_init",
-                    "start_mode", "skip_gradient"),
-    "static": ("drop_fraction", "update_interval", "end"),
-    "prune": ("drop_fraction", "sparse_init", "start_mode"),
-    "set": (),
-    "rigl": (),
-}
-
 
 def _positive_int(config: dict, key: str) -> int:
     v = config[key]
@@ -89,7 +76,7 @@ def build_agent(config: dict) -> Agent:
         raise ConfigError(f"agent: unknown agent {shown(name)}; allowed: {', '.join(AGENTS)}")
     cls = AGENTS[name]
     total, every, episodes = (_positive_int(config, k) for k in ("total_steps", "eval_every", "eval_episodes"))
-    config_loggers(config)  # `logging`: which live loggers the sweep writes to (run_logging.py)
+    config_loggers(config)  # `logging`: which live loggers the sweep writes to (loggers/)
     static = _parse_static(cls, config.get("agent_config"))
     env = make_env(config["env"], static.num_envs)
     eval_env = env.with_num_envs(episodes)
@@ -278,7 +265,7 @@ def plan_sweep(config: dict) -> Plan:
     keys = jax.vmap(jax.random.PRNGKey)(np.asarray([r["seed"] for r in runs], np.uint32))
     chunk = _chunk_evals(config, agent.num_evals)
     every = _checkpoint_every(config)
-    resolved = _resolved(config, agent, axes, base, chunk)
+    resolved = _resolved(config, agent, axes, base, chunk, {r["method"] for r in runs})
     if every != 1:
         resolved["checkpoint_every"] = every
     return Plan(resolved, agent, runs, hparams, keys, chunk, dropped, every)
@@ -292,8 +279,8 @@ def check_defaults(config, agent) -> None:
             raise ConfigError(f"hparams.{k}: unknown hyperparameter; allowed: {', '.join(specs)}")
         specs[k].convert(f"hparams.{k}", v)
     for method, values in _mapping(config, "method_defaults").items():
-        if method not in IGNORED_BY_METHOD:
-            raise ConfigError(f"method_defaults.{method}: unknown method; allowed: {', '.join(IGNORED_BY_METHOD)}")
+        if method not in method_names():
+            raise ConfigError(f"method_defaults.{method}: unknown method; allowed: {', '.join(method_names())}")
         if not isinstance(values, dict):
             raise ConfigError(f"method_defaults.{method}: got {shown(values)}; allowed: a mapping")
         for k, v in values.items():
@@ -306,35 +293,53 @@ def check_defaults(config, agent) -> None:
 def run_values(config, agent, values: dict) -> dict:
     """Human hyperparameter values of one run: the single precedence rule.
 
-    agent defaults < the agent's `method_defaults` < config `hparams` < config
-    `method_defaults` < `values` (a sweep point or make_hparams' arguments); then the settings
-    that do not apply to the run's method are reset to their defaults (IGNORED_BY_METHOD), so
-    runs that differ only there are the same run. The method name is normalised ("Prune" is
-    "prune") or rejected with a ConfigError.
+    agent defaults < the method's declared defaults (`sparse.Method.defaults`) < the agent's
+    `method_defaults` < config `hparams` < config `method_defaults` < `values` (a sweep point
+    or make_hparams' arguments); then the settings that do not apply to the run's method
+    (`sparse.Method.applies`) are reset to their defaults, so runs that differ only there are
+    the same run. The method name is normalised ("Prune" is "prune") or rejected with a
+    ConfigError.
     """
     specs = field_specs(agent.HParams)
     base = _mapping(config, "hparams")
     raw = values.get("method", base.get("method", specs["method"].default))
     method = specs["method"].name_of(specs["method"].convert("method", raw))
-    merged = {**agent.method_defaults.get(method, {}), **base, **_config_method_defaults(config, method),
-              **values, "method": method}
+    merged = {**_declared_defaults(agent, method), **agent.method_defaults.get(method, {}), **base,
+              **_config_method_defaults(config, method), **values, "method": method}
     hp = make_hparams(agent.HParams, merged)
     human = {n: specs[n].name_of(getattr(hp, n)) for n in specs}
-    for ignored in IGNORED_BY_METHOD.get(method, ()):
-        if ignored in specs:  # agents without actor/critic networks lack some of these
-            human[ignored] = 0.0 if ignored == "sparsity" else specs[ignored].default
+    declaration = get_method(method)
+    for name, spec in specs.items():
+        if not declaration.applies(name):
+            human[name] = 0.0 if name == "sparsity" else spec.default
     check_run(human)
     return human
+
+
+def _declared_defaults(agent, method: str) -> dict:
+    """The defaults a method's declaration sets, checked against the agent's hyperparameters."""
+    specs = field_specs(agent.HParams)
+    values = dict(get_method(method).defaults)
+    for k, v in values.items():
+        where = f"method {method}: its declared default {k}"
+        if k not in specs:
+            raise ConfigError(f"{where}: not a hyperparameter of the {agent.name} agent; allowed: "
+                              f"{', '.join(s for s in specs if s != 'method')}")
+        specs[k].convert(where, v)
+    return values
 
 
 def _config_method_defaults(config, method) -> dict:
     return dict((config.get("method_defaults") or {}).get(method, {}) or {})
 
 
-def _resolved_method_defaults(config, agent, base) -> dict:
+def _resolved_method_defaults(config, agent, base, methods_run) -> dict:
     out = {}
-    for method in sorted(set(agent.method_defaults) | set(_mapping(config, "method_defaults"))):
-        values = {k: v for k, v in agent.method_defaults.get(method, {}).items() if k not in base}
+    declared = {m for m in methods_run if get_method(m).defaults}
+    for method in sorted(set(agent.method_defaults) | set(_mapping(config, "method_defaults")) | declared):
+        own = {**(_declared_defaults(agent, method) if method in declared else {}),
+               **agent.method_defaults.get(method, {})}
+        values = {k: v for k, v in own.items() if k not in base}
         values.update(_config_method_defaults(config, method))
         if values:
             out[method] = values
@@ -359,13 +364,14 @@ def _chunk_evals(config, num_evals: int) -> int:
     return value
 
 
-def _resolved(config, agent, axes, base, chunk) -> dict:
+def _resolved(config, agent, axes, base, chunk, methods_run) -> dict:
     """The config with every default spelled out (what config.yaml records; resolving it again
     gives the same plan).
 
     `hparams` lists every field; `method_defaults` holds the config's own per-method values plus
-    the agent's per-method defaults the config's `hparams` did not override (they rank below
-    `hparams` when planning, so a copy that outranked the spelled-out `hparams` would change runs).
+    the agent's per-method defaults and those declared by the methods run (`methods_run`) that the
+    config's `hparams` did not override (they rank below `hparams` when planning, so a copy that
+    outranked the spelled-out `hparams` would change runs).
     """
     specs = field_specs(agent.HParams)
     hparams = {n: s.default for n, s in specs.items()}
@@ -381,7 +387,7 @@ def _resolved(config, agent, axes, base, chunk) -> dict:
         "agent_config": {k: (list(v) if isinstance(v, tuple) else v)
                          for k, v in dataclasses.asdict(agent.static).items()},
         "hparams": hparams,
-        "method_defaults": _resolved_method_defaults(config, agent, base),
+        "method_defaults": _resolved_method_defaults(config, agent, base, methods_run),
         "sweep": {k: v for k, v in axes.items()},
         "logging": {name: True for name in config_loggers(config)} or None,
     }

@@ -29,7 +29,8 @@ class Field:
     """Spec of one traced hyperparameter.
 
     kind: 'float' | 'int' | 'bool' | 'choice'. low/high bound the value (high_open: high
-    excluded); choices: allowed names of a 'choice' field (stored as the index). optional: the
+    excluded); choices: allowed names of a 'choice' field (stored as the index), a sequence
+    read at each use (the `method` field's is the live list of registered methods). optional: the
     value may be null (None, "unset"), stored as -1 (agents then fall back to another field).
     A number must be finite and fit its stored int32 or float32.
     """

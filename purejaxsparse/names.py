@@ -2,7 +2,8 @@
 sparse core (traced ids index these tuples) and the analysis (ordering, colours) share."""
 
 METHODS = ("dense", "dense_width", "static", "set", "rigl", "prune")
-"""Sparse-training methods, in id order (`hp.method` holds the index)."""
+"""The built-in sparse-training methods, in id order (`hp.method` holds the index); methods
+registered with `sparse.register_method` follow them (sparse/methods.py declares them all)."""
 
 DISTRIBUTIONS = ("uniform", "er", "erk")
 """Per-layer sparsity distributions, in id order (`hp.distribution` holds the index)."""

@@ -9,28 +9,35 @@ import numpy as np
 
 from . import sparse as sp
 from .errors import ConfigError
+from .sparse.methods import get_method
 
 
 def check_run(values: dict) -> None:
     """Cross-field checks of one run's human values (after defaults are applied)."""
-    if values.get("method") == "prune" and values["start"] >= values["end"]:
-        raise ConfigError(f"prune: start {values['start']} must be below end {values['end']} "
-                          f"(pruning ramps up between them); set hparams or method_defaults.prune")
+    method = values.get("method")
+    if method is not None and get_method(method).schedule == "polynomial" and values["start"] >= values["end"]:
+        raise ConfigError(f"{method}: start {values['start']} must be below end {values['end']} "
+                          f"(pruning ramps up between them); set hparams or method_defaults.{method}")
 
 
-SCHEDULE_STEPS = {"set": ("start", "end"), "rigl": ("start", "end"), "prune": ("start", "end")}
-"""The mask-schedule steps each method must reach (static also its start with dense_then_cut)."""
+def schedule_steps(values: dict) -> tuple[str, ...]:
+    """The mask-schedule steps a run must reach: start and end of a method with a schedule
+    (SET, RigL, pruning), else the start of a sparse start's dense_then_cut cut (static)."""
+    method = get_method(values["method"])
+    if method.schedule != "never":
+        return ("start", "end")
+    if method.init == "sparse" and values.get("start_mode") == "dense_then_cut" and values["start"] > 0:
+        return ("start",)
+    return ()
 
 
 def check_schedule(values: dict, steps: int, how: str, total_steps: int) -> None:
     """Refuse a run whose mask schedule lies beyond its last optimizer step, `steps` - 1 (the
-    agent's `optimizer_steps`): SET/RigL's start and end, pruning's start and end, and the cut
-    of start_mode dense_then_cut. Such a run would never reach its target (pruning stays dense,
-    a cut never comes) yet be labelled with it."""
+    agent's `optimizer_steps`): `schedule_steps` (SET/RigL's start and end, pruning's start and
+    end, the cut of start_mode dense_then_cut). Such a run would never reach its target (pruning
+    stays dense, a cut never comes) yet be labelled with it."""
     method = values["method"]
-    keys = SCHEDULE_STEPS.get(method, ())
-    if method == "static" and values.get("start_mode") == "dense_then_cut" and values["start"] > 0:
-        keys = ("start",)
+    keys = schedule_steps(values)
     last = steps - 1
     for key in keys:
         if values[key] > last:

@@ -10,8 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import sparse as sp
-from ..sparse.hparams import DENSE_WIDTH
-from ..sparse.masks import sparse_from_scratch
+from ..sparse.masks import is_width, sparse_from_scratch
 from ..sparse.spec import InitSpec
 from .common import SparseNetwork
 
@@ -38,7 +37,7 @@ def mlp_inits(in_dim: int, hidden, out_init: InitSpec) -> list[InitSpec]:
 def orthogonal_hidden(key, net: SparseNetwork, hp: sp.SparseHParams, params, masks, n_hidden: int):
     """Orthogonal hidden kernels (Keras Orthogonal(), gain 1) wherever the run keeps the network's
     own init (sp.init_kernels' dense case: neither sparsity-aware nor dense_width), masked."""
-    own = ~(sparse_from_scratch(hp) & hp.sparse_init) & (hp.method != DENSE_WIDTH)
+    own = ~(sparse_from_scratch(hp) & hp.sparse_init) & ~is_width(hp)
     kernels, kmasks = net.spec.kernel_leaves(params), net.spec.kernel_leaves(masks)
     for l in range(n_hidden):
         w = orthogonal_one_at_a_time(tuple(kernels[l].shape))(jax.random.fold_in(key, l))

@@ -1,8 +1,8 @@
 """Per-run sparse-training hyperparameters as a pytree of traced values.
 
 Everything in `SparseHParams` may differ between the runs of one compiled sweep: the method
-and the layer distribution are integer ids (selected with `jnp.where`/`lax.switch` inside the
-program), never Python branches.
+and the layer distribution are integer ids (the method's an index into the registry of
+methods.py, its properties read from tables indexed by it), never Python branches.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ import jax.numpy as jnp
 from flax import struct
 
 from ..fields import hfield
-from ..names import DISTRIBUTIONS, METHODS, START_MODES
+from ..names import DISTRIBUTIONS, METHODS, START_MODES  # noqa: F401  (METHODS: read through here too)
+from .methods import METHOD_NAMES
 
-DENSE, DENSE_WIDTH, STATIC, SET, RIGL, PRUNE = range(len(METHODS))
 UNIFORM, ER, ERK = range(len(DISTRIBUTIONS))
 DELAY_UPDATES, DENSE_THEN_CUT = range(len(START_MODES))
 _DTYPES = {"choice": jnp.int32, "int": jnp.int32, "float": jnp.float32, "bool": jnp.bool_}
 
 
-def _lookup(name, table: tuple[str, ...], what: str) -> int:
+def _lookup(name, table, what: str) -> int:
     if isinstance(name, str):
         key = name.lower()
         if key not in table:
@@ -31,8 +31,8 @@ def _lookup(name, table: tuple[str, ...], what: str) -> int:
 
 
 def method_id(name):
-    """Integer id of a method name ('rigl' -> 4); ids pass through unchanged."""
-    return _lookup(name, METHODS, "method")
+    """Integer id of a registered method's name ('rigl' -> 4); ids pass through unchanged."""
+    return _lookup(name, METHOD_NAMES, "method")
 
 
 def distribution_id(name):
@@ -51,7 +51,7 @@ class SparseHParams:
     HParams extend it). Steps (`update_interval`, `start`, `end`) count optimizer steps, as
     in the papers' code.
 
-    - method: id into METHODS.
+    - method: id of a registered method (methods.py: the built-ins of METHODS, then others).
     - sparsity: global target fraction of zero kernel weights, in [0, 1).
     - distribution: id into DISTRIBUTIONS (how the target is shared among layers).
     - drop_fraction: SET/RigL initial drop fraction f0 of the cosine schedule.
@@ -68,7 +68,7 @@ class SparseHParams:
       then the gradient is applied under the new mask (rigl's TF-Agents trainers).
     """
 
-    method: jnp.ndarray = hfield("choice", "dense", "sparse-training method", choices=METHODS)
+    method: jnp.ndarray = hfield("choice", "dense", "sparse-training method", choices=METHOD_NAMES)
     sparsity: jnp.ndarray = hfield("float", 0.9, "global target fraction of zero kernel weights",
                                    low=0.0, high=1.0, high_open=True)
     distribution: jnp.ndarray = hfield("choice", "erk", "layer distribution", choices=DISTRIBUTIONS)

@@ -9,13 +9,12 @@ the sparsity-aware init (docs/reference.md) is U(+-sqrt(3 / max(1, fan_avg))) on
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
-from .hparams import DENSE_WIDTH, SparseHParams
-from .masks import apply_masks, sparse_from_scratch
+from .hparams import SparseHParams
+from .masks import apply_masks, is_width, sparse_from_scratch
+from .methods import jit_with_registry
 from .spec import SPARSITY_AWARE, InitSpec, SparseSpec
 
 _TRUNC_STD = 0.87962566103423978  # std of a unit normal truncated to [-2, 2]
@@ -55,25 +54,25 @@ def variance_scaling(key: jax.Array, mask: jnp.ndarray, init: InitSpec) -> jnp.n
 def init_kernels(key: jax.Array, spec: SparseSpec, masks, hp: SparseHParams) -> list[jnp.ndarray]:
     """Fresh kernels (forward order, already masked) for one run.
 
-    - dense_width: the layer's own InitSpec on masked fans (the narrower network's init).
+    - width (dense_width): the layer's own InitSpec on masked fans (the narrower network's init).
     - sparse from scratch with hp.sparse_init: sparsity-aware U(+-sqrt(3/fan_avg)), masked fans.
     - otherwise: the layer's own InitSpec on full fans (the dense network's init).
     """
     kernels = []
     use_aware = sparse_from_scratch(hp) & hp.sparse_init
-    is_width = hp.method == DENSE_WIDTH
+    narrow_init = is_width(hp)
     for l, mask in enumerate(spec.kernel_leaves(masks)):
         k_default, k_aware = jax.random.split(jax.random.fold_in(key, l))
         own = spec.inits[l]
         full = variance_scaling(k_default, jnp.ones(mask.shape, bool), own)
         narrow = variance_scaling(k_default, mask, own)
         aware = variance_scaling(k_aware, mask, SPARSITY_AWARE)
-        w = jnp.where(is_width, narrow, jnp.where(use_aware, aware, full))
+        w = jnp.where(narrow_init, narrow, jnp.where(use_aware, aware, full))
         kernels.append(jnp.where(mask, w, 0.0).astype(jnp.float32))
     return kernels
 
 
-@functools.partial(jax.jit, static_argnames="spec")
+@jit_with_registry(static_argnames="spec")
 def init_params(key: jax.Array, spec: SparseSpec, params, masks, hp: SparseHParams):
     """Params with every kernel re-drawn by `init_kernels`; biases/others kept, all masked."""
     params = spec.replace_kernels(params, init_kernels(key, spec, masks, hp))

@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 
 from .distributions import active_counts, layer_sparsities
-from .hparams import DELAY_UPDATES, DENSE_WIDTH, PRUNE, RIGL, SET, STATIC, SparseHParams
+from .hparams import DELAY_UPDATES, SparseHParams
+from .methods import jit_with_registry, per_method
 from .spec import BIAS, SparseSpec
 
 
@@ -29,12 +30,27 @@ def top_k_mask(score: jnp.ndarray, k) -> jnp.ndarray:
     return jnp.zeros(flat.size, bool).at[order].set(chosen).reshape(score.shape)
 
 
+def starts_sparse(hp: SparseHParams) -> jnp.ndarray:
+    """Whether the run's method declares a sparse initial mask (init 'sparse': static, SET,
+    RigL), whether or not it trains dense until a cut at `start` first."""
+    return per_method(hp.method, lambda m: m.init == "sparse")
+
+
+def is_width(hp: SparseHParams) -> jnp.ndarray:
+    """Whether the run's method is param-matched dense (init 'width': dense_width)."""
+    return per_method(hp.method, lambda m: m.init == "width")
+
+
+def ends_sparse(hp: SparseHParams) -> jnp.ndarray:
+    """Whether the run ends with every layer at its target count (`Method.ends_sparse`)."""
+    return per_method(hp.method, lambda m: m.ends_sparse)
+
+
 def sparse_from_scratch(hp: SparseHParams) -> jnp.ndarray:
-    """True when the run's initial mask is already sparse: static/SET/RigL, unless they train
-    dense until a cut at `start` (start > 0 with start_mode dense_then_cut)."""
-    m = hp.method
+    """True when the run's initial mask is already sparse: a sparse start (static/SET/RigL),
+    unless it trains dense until a cut at `start` (start > 0 with start_mode dense_then_cut)."""
     dense_first = (hp.start > 0) & (hp.start_mode != DELAY_UPDATES)
-    return ((m == STATIC) | (m == SET) | (m == RIGL)) & ~dense_first
+    return starts_sparse(hp) & ~dense_first
 
 
 # -- param-matched dense: whole hidden units masked --------------------------------------------
@@ -89,7 +105,7 @@ def matched_width(spec: SparseSpec, sparsity, use_bias=True, iters: int = 30) ->
     return jnp.where(width_param_count(spec, 1.0, use_bias) <= budget, 1.0, lo)
 
 
-@functools.partial(jax.jit, static_argnames="spec")
+@jit_with_registry(static_argnames="spec")
 def hidden_unit_masks(spec: SparseSpec, hp: SparseHParams) -> list[jnp.ndarray]:
     """Per hidden layer (output of every kernel but the last), which units exist.
 
@@ -97,11 +113,11 @@ def hidden_unit_masks(spec: SparseSpec, hp: SparseHParams) -> list[jnp.ndarray]:
     same rule on every layer of equal width keeps residual stacks consistent.
     """
     width = matched_width(spec, hp.sparsity, hp.use_bias)
-    is_width = hp.method == DENSE_WIDTH
+    narrow = is_width(hp)
     out = []
     for shape in spec.shapes[:-1]:
         n = shape[-1]
-        out.append(jnp.where(is_width, jnp.arange(n) < _units(n, width), True))
+        out.append(jnp.where(narrow, jnp.arange(n) < _units(n, width), True))
     return out
 
 
@@ -115,27 +131,31 @@ def _width_kernel_mask(spec: SparseSpec, l: int, units: list[jnp.ndarray]) -> jn
 
 # -- initial masks ---------------------------------------------------------------------------
 
-@functools.partial(jax.jit, static_argnames="spec")
+@jit_with_registry(static_argnames="spec")
 def init_masks(key: jax.Array, spec: SparseSpec, hp: SparseHParams):
-    """Initial mask tree of one run.
+    """Initial mask tree of one run, as its method's `init` declares.
 
-    dense, prune, and static/SET/RigL cut at `start` (dense_then_cut): all ones (dense until
-    pruned or cut). Other static/SET/RigL runs: a uniformly random mask per layer with exactly
-    k_l = active_counts(...) entries (ERK/ER/uniform shares of hp.sparsity), drawn from `key`
-    (so every seed has its own mask). dense_width: whole hidden units masked (param-matched).
-    Biases: hp.use_bias, times the unit pattern for dense_width.
+    dense (dense, prune), and sparse starts cut at `start` (dense_then_cut): all ones (dense
+    until pruned or cut). Other sparse starts (static/SET/RigL): a uniformly random mask per
+    layer with exactly k_l = active_counts(...) entries (ERK/ER/uniform shares of hp.sparsity),
+    drawn from `key` (so every seed has its own mask). width (dense_width): whole hidden units
+    masked (param-matched). Biases: hp.use_bias, times the unit pattern for width.
     """
+    return _masks(key, spec, hp, sparse_from_scratch(hp), is_width(hp))
+
+
+def _masks(key, spec: SparseSpec, hp: SparseHParams, random_start, narrow):
+    """Mask tree with random kernels of the target counts where `random_start`, the
+    param-matched unit pattern where `narrow`, else all ones (biases: see `init_masks`)."""
     counts = active_counts(spec.shapes, layer_sparsities(spec.shapes, hp.sparsity, hp.distribution))
     units = hidden_unit_masks(spec, hp)
-    random_start = sparse_from_scratch(hp)
-    is_width = hp.method == DENSE_WIDTH
     leaves = [jnp.ones(s, bool) for s in spec.leaf_shapes]
     for l, i in enumerate(spec.kernels):
         shape = spec.shapes[l]
         scores = jax.random.uniform(jax.random.fold_in(key, l), shape)
         random = top_k_mask(scores, counts[l])
         width = _width_kernel_mask(spec, l, units)
-        leaves[i] = jnp.where(is_width, width, jnp.where(random_start, random, True))
+        leaves[i] = jnp.where(narrow, width, jnp.where(random_start, random, True))
         b = spec.biases[l]
         if b >= 0:
             unit = units[l] if l < spec.num_layers - 1 else jnp.ones(shape[-1], bool)
@@ -146,30 +166,25 @@ def init_masks(key: jax.Array, spec: SparseSpec, hp: SparseHParams):
     return spec.unflatten(leaves)
 
 
-@functools.partial(jax.jit, static_argnames="spec")
+@jit_with_registry(static_argnames="spec")
 def final_active_params(spec: SparseSpec, hp: SparseHParams) -> jnp.ndarray:
     """Active parameter count a run ends with (the rule of which mask each method ends with):
-    static, SET, RigL and pruning all end at the static mask's exact counts; dense and
-    dense_width at their own masks'."""
-    m = hp.method
-    ends_sparse = (m == STATIC) | (m == SET) | (m == RIGL) | (m == PRUNE)
-    final = hp.replace(method=jnp.where(ends_sparse, STATIC, m), start=jnp.int32(0))
-    masks = init_masks(jax.random.PRNGKey(0), spec, final)
+    a method that ends sparse (static, SET, RigL, pruning) ends at exactly k_l weights per
+    layer, as a sparse start has them; dense and dense_width at their own masks'."""
+    masks = _masks(jax.random.PRNGKey(0), spec, hp, ends_sparse(hp), is_width(hp))
     return sum(jnp.sum(m, dtype=jnp.int32) for m in jax.tree.leaves(masks))
 
 
-@functools.partial(jax.jit, static_argnames="spec")
+@jit_with_registry(static_argnames="spec")
 def empty_layers(spec: SparseSpec, hp: SparseHParams) -> jnp.ndarray:
     """bool [L]: which kernels the run's initial or final mask leaves without an active weight.
 
-    Static, SET and RigL start (or are cut) and pruning ends at exactly k_l weights per layer
+    A method that ends sparse starts (or is cut) or ends at exactly k_l weights per layer
     (`init_masks`, `final_active_params`); dense and dense_width keep at least one unit per
     layer. A network with such a layer cuts its input from its output.
     """
-    m = hp.method
-    sparse_at_some_point = (m == STATIC) | (m == SET) | (m == RIGL) | (m == PRUNE)
     counts = active_counts(spec.shapes, layer_sparsities(spec.shapes, hp.sparsity, hp.distribution))
-    return sparse_at_some_point & (counts == 0)
+    return ends_sparse(hp) & (counts == 0)
 
 
 def apply_masks(params, masks):

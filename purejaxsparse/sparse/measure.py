@@ -7,7 +7,8 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from .hparams import DENSE_WIDTH, SparseHParams
+from .hparams import SparseHParams
+from .masks import is_width
 from .spec import SparseSpec
 
 
@@ -53,7 +54,8 @@ def existing_entries(spec: SparseSpec, hp: SparseHParams, masks):
     removes (the original builds a narrower network); biases and other leaves as masked."""
     kernels = set(spec.kernels)
     leaves = spec.flatten(masks)
-    out = [jnp.where(hp.method == DENSE_WIDTH, m, jnp.ones_like(m)) if i in kernels else m
+    narrow = is_width(hp)
+    out = [jnp.where(narrow, m, jnp.ones_like(m)) if i in kernels else m
            for i, m in enumerate(leaves)]
     return spec.unflatten(out)
 
