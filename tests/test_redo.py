@@ -138,7 +138,8 @@ METHODS = ("dense_width", "static", "rigl", "prune")
 def run(agent, runs):
     """Final state and metrics of `runs` (make_hparams keyword dicts) of `agent`, vmapped; run i
     has the key of METHODS[i % len(METHODS)], so ReDo on and off start from the same network."""
-    hps = pjs.stack_hparams([pjs.make_hparams(CONFIG, **r) for r in runs])
+    hparams = pjs.make_train(CONFIG).hparams
+    hps = pjs.stack_hparams([hparams(**r) for r in runs])
     keys = jax.random.split(jax.random.PRNGKey(0), len(METHODS))[np.arange(len(runs)) % len(METHODS)]
     train = lambda k, hp: agent.run(agent.init(k, hp), hp, 0, agent.num_evals)  # noqa: E731
     state, metrics = jax.jit(jax.vmap(train))(keys, hps)
@@ -180,7 +181,7 @@ def test_recycling_keeps_masks_and_masked_weights_stay_zero(runs):
                                   on.params["params"]["layer_0"]["kernel"])  # ReDo changed the run
         counts = [[int(m.sum()) for m in spec.kernel_leaves(s.opt_state.masks)] for s in (off, on)]
         assert counts[0] == counts[1], METHODS[r]
-        for tree in (on.params, on.target_params, on.opt_state.inner_state[0].mu):
+        for tree in (on.params, on.target_params, on.opt_state.inner_state.mu):
             for w, m in zip(jax.tree.leaves(tree), jax.tree.leaves(on.opt_state.masks)):
                 assert np.all(w[~m] == 0.0), METHODS[r]
     for a, b in zip(jax.tree.leaves(at(state, 1).opt_state.masks), jax.tree.leaves(at(state, n + 1).opt_state.masks)):

@@ -1,4 +1,5 @@
-"""Mask updates: exact drop/grow sets, grown weights and moments, pruning schedule, masked steps."""
+"""Mask updates: exact drop/grow sets, grown weights and moments, pruning schedule, masked steps
+(through the sparse optimizer, as a training loop runs them)."""
 
 import functools
 import itertools
@@ -12,7 +13,6 @@ import pytest
 from purejaxsparse import sparse as sp
 
 TX = optax.chain(optax.add_decayed_weights(1e-2), optax.adam(1e-2))
-apply_grads = jax.jit(sp.masked_apply_gradients, static_argnames="tx")
 maybe_update = jax.jit(sp.maybe_update_masks, static_argnames="spec")
 
 
@@ -23,22 +23,22 @@ def random_like(key, tree):
 
 
 def train_loop(spec, hp, params, masks, steps, key):
-    """`steps` Adam steps on random gradients, each preceded by the scheduled mask update at
-    t = steps done (as the agents and rigl's train steps do); counts[t]: active kernel weights
-    per layer after the update at t."""
-    opt = TX.init(params)
+    """`steps` sparse-optimizer steps (around TX) on random gradients, each preceded by the
+    scheduled mask update at t = steps done (as the agents and rigl's train steps do); returns
+    (params, TX's state, masks, counts), counts[t]: active kernel weights per layer after the
+    update at t."""
+    tx = sp.sparse(spec, TX)
 
     def body(carry, t):
-        params, opt, masks = carry
+        params, state = carry
         k = jax.random.fold_in(key, t)
-        grads = random_like(k, params)
-        params, opt, masks = sp.maybe_update_masks(k, spec, hp, t, params, opt, masks, grads)
-        params, opt = sp.masked_apply_gradients(TX, params, opt, grads, masks)
-        counts = jnp.stack([m.sum() for m in spec.kernel_leaves(masks)])
-        return (params, opt, masks), counts
+        updates, state = tx.update(random_like(k, params), state, params, key=k, hparams=hp)
+        counts = jnp.stack([m.sum() for m in spec.kernel_leaves(sp.sparse_masks(state))])
+        return (optax.apply_updates(params, updates), state), counts
 
-    (params, opt, masks), counts = jax.lax.scan(body, (params, opt, masks), jnp.arange(steps))
-    return params, opt, masks, counts
+    state = sp.with_masks(tx.init(params), masks)
+    (params, state), counts = jax.lax.scan(body, (params, state), jnp.arange(steps))
+    return params, state.inner_state, state.masks, counts
 
 
 def numpy_drop_grow(mask, w, score, n_drop):
@@ -83,12 +83,11 @@ def test_grown_weights_start_at_zero_with_reset_moments(tiny_mlp):
     _, params, spec = tiny_mlp
     hp = sp.SparseHParams.make("rigl", 0.8, drop_fraction=0.5, update_interval=5, end=1000)
     params, masks = sp.init_sparse(jax.random.PRNGKey(0), spec, params, hp)
-    # 4 optimizer steps (moments become nonzero), then the 5th triggers an update
-    p4, opt4, m4, _ = jax.jit(lambda p, m: train_loop(spec, hp, p, m, 4, jax.random.PRNGKey(1)))(params, masks)
-    grads = random_like(jax.random.PRNGKey(9), p4)
-    p5, opt5 = apply_grads(TX, p4, opt4, grads, m4)
-    p6, opt6, m6 = maybe_update(jax.random.PRNGKey(3), spec, hp, 5, p5, opt5, m4, grads)
-    new_conn = sp.grown(m4, m6)
+    # 5 optimizer steps (moments become nonzero), then t = 5 triggers an update
+    p5, opt5, m5, _ = jax.jit(lambda p, m: train_loop(spec, hp, p, m, 5, jax.random.PRNGKey(1)))(params, masks)
+    grads = random_like(jax.random.PRNGKey(9), p5)
+    p6, opt6, m6 = maybe_update(jax.random.PRNGKey(3), spec, hp, 5, p5, opt5, m5, grads)
+    new_conn = sp.grown(m5, m6)
     n_grown = sum(int(x.sum()) for x in jax.tree.leaves(new_conn))
     assert n_grown > 0
     adam = opt6[1][0]
@@ -252,20 +251,22 @@ def test_mask_update_step_applies_or_skips_the_gradient_as_worked_by_hand():
     optimizer, JaxPruner): nothing moves but the mask: kept weights and their moments are as
     after t = 0, grown and dropped weights are exactly 0, Adam's count stays at 1."""
     lr = 0.1
-    tx = optax.adam(lr)
     params = {"a": {"kernel": jnp.zeros((6, 5)), "bias": jnp.zeros(5)},
               "b": {"kernel": jnp.zeros((5, 4)), "bias": jnp.zeros(4)}}
     spec = sp.SparseSpec.from_params(params)
+    tx = sp.sparse(spec, optax.adam(lr))
     g0, g1 = random_like(jax.random.PRNGKey(1), params), random_like(jax.random.PRNGKey(2), params)
 
     def two_steps(skip):
         hp = sp.SparseHParams.make("rigl", 0.6, drop_fraction=0.5, update_interval=10, start=1, end=100,
                                    skip_gradient=skip)
         p, m = sp.init_sparse(jax.random.PRNGKey(0), spec, params, hp)
-        opt = tx.init(p)
-        p, opt, m1 = sp.sparse_step(jax.random.PRNGKey(3), spec, hp, 0, tx, p, opt, m, g0)
-        out = sp.sparse_step(jax.random.PRNGKey(4), spec, hp, 1, tx, p, opt, m1, g1)
-        return m, (p, opt, m1), out
+        state, out = sp.with_masks(tx.init(p), m), []
+        for k, g in ((3, g0), (4, g1)):
+            updates, state = tx.update(g, state, p, key=jax.random.PRNGKey(k), hparams=hp)
+            p = optax.apply_updates(p, updates)
+            out.append((p, state.inner_state, state.masks))
+        return m, *out
 
     step = jax.jit(two_steps, static_argnums=0)
     m0, (p1, opt1, m1), (p2, opt2, m2) = step(False)
@@ -299,13 +300,16 @@ def test_skip_gradient_is_per_run_under_vmap(tiny_mlp):
     hp = jax.vmap(lambda skip: sp.SparseHParams.make("rigl", 0.8, update_interval=2, end=10, skip_gradient=skip))(
         jnp.asarray([False, True]))
 
+    tx = sp.sparse(spec, TX)
+
     def run(hp):
         p, m = sp.init_sparse(jax.random.PRNGKey(0), spec, params, hp)
-        opt = TX.init(p)
+        state = sp.with_masks(tx.init(p), m)
         for t in range(2):
-            p, opt, m = sp.sparse_step(jax.random.PRNGKey(t), spec, hp, t, TX, p, opt, m,
-                                       random_like(jax.random.PRNGKey(10 + t), p))
-        return p, opt[1][0].count
+            updates, state = tx.update(random_like(jax.random.PRNGKey(10 + t), p), state, p,
+                                       key=jax.random.PRNGKey(t), hparams=hp)
+            p = optax.apply_updates(p, updates)
+        return p, state.inner_state[1][0].count
 
     (p, count) = jax.jit(jax.vmap(run))(hp)
     np.testing.assert_array_equal(count, [2, 1])  # the update at t = 0 skipped: one Adam step

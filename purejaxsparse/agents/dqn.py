@@ -17,9 +17,10 @@ entries only (ours: what the sparse network can actually learn with). The latest
 reported at each evaluation (NaN before the first). On a frame-stacking
 pixel env (EnvPool Atari) the replay stores each frame once and rebuilds stacks when sampling
 (`replay.sample_frames`); EnvPool's reset steps are never learned from. The Q-network's params are kept masked
-(exact zeros), the loss is differentiated at the masked params (so RigL sees the dense
-gradient), gradients are masked before Adam and params after it, and masks change on the
-sparse schedule. A time-limit end bootstraps from the final observation; a termination does not.
+(exact zeros) by the sparse optimizer (sparse/optimizer.py, an optax transform around Adam), the
+loss is differentiated at the masked params (so RigL sees the dense gradient), gradients are
+masked before Adam, and masks change on the sparse schedule. A time-limit end bootstraps from
+the final observation; a termination does not.
 
 ReDo (`redo_every` > 0, per run): after the optimizer step at counter k (k > 0, a multiple of
 `redo_every`) and before that step's target copy, the units whose dormant score on
@@ -97,7 +98,7 @@ class DQNState:
 
     @property
     def masks(self) -> dict:
-        return self.opt_state.masks
+        return sp.sparse_masks(self.opt_state)
 
 
 
@@ -114,10 +115,6 @@ def exploration_epsilon(hp, env_steps, learning_starts: int):
     decayed = hp.epsilon + jnp.clip((1.0 - hp.epsilon) * left / decay, 0.0, 1.0 - hp.epsilon)
     warm = env_steps < learning_starts
     return jnp.where(hp.epsilon_decay_steps > 0, decayed, jnp.where(warm, 1.0, hp.epsilon))
-
-
-def _adam(hp) -> optax.GradientTransformation:
-    return optax.adam(hp.learning_rate, eps=hp.adam_eps)
 
 
 class DQN(Agent):
@@ -165,12 +162,13 @@ class DQN(Agent):
         params, masks = self.q.init(k_net, hp.sparse())
         env_state, obs = self.env.reset(k_env)
         buffer = self.replay.init(obs, jnp.zeros(self.env.num_envs, jnp.int32))
-        return DQNState(params=params, target_params=params, opt_state=self._optimizer(hp).init(params, masks),
+        opt_state = sp.with_masks(self._optimizer(hp).init(params), masks)
+        return DQNState(params=params, target_params=params, opt_state=opt_state,
                         env_state=env_state, obs=obs, buffer=buffer, key=key,
                         snr=jnp.full(2, jnp.nan, jnp.float32))
 
-    def _optimizer(self, hp) -> sp.SparseOptimizer:
-        return sp.sparse(self.q.spec, _adam(hp))
+    def _optimizer(self, hp) -> optax.GradientTransformationExtraArgs:
+        return sp.sparse_adam(self.q.spec, hp.learning_rate, eps=hp.adam_eps)
 
     def resume_episodes(self, state: DQNState, key) -> DQNState:
         """New episodes after a restore (the engine calls this for envs it cannot checkpoint).
@@ -218,18 +216,21 @@ class DQN(Agent):
 
     def _train(self, state: DQNState, hp, t, rounds, k_sample, k_mask):
         """One optimizer step. rounds: optimizer steps done, as the unbatched iteration counter
-        gives it (= opt_state.count), so that the SNR's schedule stays a real branch under vmap."""
+        gives it (= the sparse optimizer's count), so that the SNR's schedule stays a real branch
+        under vmap."""
         batch = self.replay.sample(k_sample, state.buffer, t + 1, self.static.batch_size)
 
-        masked = sp.apply_masks(state.params, state.masks)  # grads at masked params: dense gradient
-        grads = jax.grad(self._loss)(masked, state.target_params, batch, hp)
+        # params are masked (exact zeros): their gradient is the dense one RigL grows by
+        grads = jax.grad(self._loss)(state.params, state.target_params, batch, hp)
         snr = state.snr
         if self.static.grad_snr:
             due = rounds % self.static.snr_every == 0
-            snr = jax.lax.cond(due, lambda: self._snr(masked, state, batch, hp), lambda: snr)
-        params, opt_state = self._optimizer(hp).update(grads, state.opt_state, masked, k_mask, hp.sparse())
+            snr = jax.lax.cond(due, lambda: self._snr(state, batch, hp), lambda: snr)
+        updates, opt_state = self._optimizer(hp).update(grads, state.opt_state, state.params,
+                                                        key=k_mask, hparams=hp.sparse())
+        params = optax.apply_updates(state.params, updates)
         params, opt_state = self._maybe_recycle(params, opt_state, state.buffer, hp, t, rounds, k_mask)
-        copy = opt_state.count % hp.target_update_every == 0
+        copy = sp.sparse_count(opt_state) % hp.target_update_every == 0
         target = jax.tree.map(lambda p, q: jnp.where(copy, p, q), params, state.target_params)
         return state.replace(params=params, opt_state=opt_state, target_params=target, snr=snr)
 
@@ -251,12 +252,12 @@ class DQN(Agent):
                                            opt_state.inner_state, dead, self.recyclable)
         return params, opt_state._replace(inner_state=inner)
 
-    def _snr(self, params, state: DQNState, batch, hp):
+    def _snr(self, state: DQNState, batch, hp):
         """[grad_snr, grad_snr_active] of the per-sample TD-loss gradients on `batch`."""
         samples = {k: v for k, v in batch.items() if k != "weight"}
         one = lambda p, b: self._td_loss(p, state.target_params, jax.tree.map(lambda x: x[None], b), hp)[0]  # noqa: E731
         exists = sp.existing_entries(self.q.spec, hp.sparse(), state.masks)
-        return gradient_snrs(one, params, samples, exists, state.masks, batch.get("weight"))
+        return gradient_snrs(one, state.params, samples, exists, state.masks, batch.get("weight"))
 
     def eval_policy(self, state: DQNState, hp):
         return lambda k, obs: self._act(k, state.params, obs, hp.eval_epsilon)

@@ -66,11 +66,11 @@ class PPOState:
 
     @property
     def actor_masks(self) -> dict:
-        return self.actor_opt.masks
+        return sp.sparse_masks(self.actor_opt)
 
     @property
     def critic_masks(self) -> dict:
-        return self.critic_opt.masks
+        return sp.sparse_masks(self.critic_opt)
 
 
 def gaussian_entropy(log_std):
@@ -82,9 +82,15 @@ def clip_jointly(grads, max_norm):
     return optax.clip_by_global_norm(max_norm).update(grads, optax.EmptyState())[0]
 
 
-def _optimizer(hp, learning_rate, clip: bool) -> optax.GradientTransformation:
-    adam = optax.adam(learning_rate, eps=hp.adam_eps)
-    return optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), adam) if clip else adam
+def _optimizers(actor: SparseNetwork, critic: SparseNetwork, hp, learning_rate, clip: bool):
+    """(actor, critic) sparse optimizers around Adam (the step size applied by the sparse
+    optimizer, as sparse_adam does), each network's gradients clipped on their own with `clip`.
+    The clip sits inside the sparse optimizer: the original clips the masked gradients (the norm
+    over active weights), while a clip chained before it would see the dense ones."""
+    adam = optax.scale_by_adam(eps=hp.adam_eps)
+    inner = optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), adam) if clip else adam
+    return (sp.sparse(actor.spec, inner, learning_rate=learning_rate),
+            sp.sparse(critic.spec, inner, learning_rate=learning_rate))
 
 
 class PPO(Agent):
@@ -185,13 +191,14 @@ class PPO(Agent):
         actor_params, actor_masks = self._init_network(k_actor, self.actor, hp_actor)
         critic_params, critic_masks = self._init_network(k_critic, self.critic, hp_critic)
         env_state, obs = self.env.reset(k_env)
-        tx = _optimizer(hp, hp.learning_rate, not self.static.joint_grad_clip)
-        actor_tx, critic_tx = sp.sparse(self.actor.spec, tx), sp.sparse(self.critic.spec, tx)
+        clip = not self.static.joint_grad_clip
+        actor_tx, critic_tx = _optimizers(self.actor, self.critic, hp, hp.learning_rate, clip)
         recent = jnp.zeros((len(self.dormant_rows), *self.env.obs_shape), jnp.float32)
         returns_mode = self.static.reward_normalization == "returns"
         return PPOState(
             actor_params=actor_params, critic_params=critic_params,
-            actor_opt=actor_tx.init(actor_params, actor_masks), critic_opt=critic_tx.init(critic_params, critic_masks),
+            actor_opt=sp.with_masks(actor_tx.init(actor_params), actor_masks),
+            critic_opt=sp.with_masks(critic_tx.init(critic_params), critic_masks),
             env_state=env_state, obs=obs, obs_stats=tf_normalizer(self.env.obs_shape),
             reward_stats=RunningStats.create() if returns_mode else tf_normalizer(),
             returns=jnp.zeros(self.env.num_envs, jnp.float32), recent_obs=recent, key=key,
@@ -301,8 +308,8 @@ class PPO(Agent):
         hp_actor, hp_critic = self.network_hparams(hp)
         frac = jnp.maximum(1.0 - jnp.asarray(t, jnp.float32) / self.num_iterations, 0.0)
         joint = self.static.joint_grad_clip
-        tx = _optimizer(hp, jnp.where(hp.anneal_lr, hp.learning_rate * frac, hp.learning_rate), not joint)
-        actor_tx, critic_tx = sp.sparse(self.actor.spec, tx), sp.sparse(self.critic.spec, tx)
+        learning_rate = jnp.where(hp.anneal_lr, hp.learning_rate * frac, hp.learning_rate)
+        actor_tx, critic_tx = _optimizers(self.actor, self.critic, hp, learning_rate, not joint)
         base = t * self.updates_per_iteration
         nmb, mbs = self.num_minibatches, self.static.minibatch_size
 
@@ -310,8 +317,7 @@ class PPO(Agent):
             s, key = carry
             mb, step = xs
             key, k_actor, k_critic = jax.random.split(key, 3)
-            s = s.replace(actor_params=sp.apply_masks(s.actor_params, s.actor_masks),  # grads at masked
-                          critic_params=sp.apply_masks(s.critic_params, s.critic_masks))  # params
+            # params are masked (exact zeros): their gradients are the dense ones RigL grows by
             grads = jax.grad(self._loss, argnums=(0, 1))(s.actor_params, s.critic_params, mb, hp)
             if self.static.grad_snr:
                 due = (step - 1) % self.static.snr_every == 0
@@ -320,9 +326,11 @@ class PPO(Agent):
             # the original clips the dense gradients of both networks as one list (RigL's
             # gradient ranking within a layer does not change under this common scale)
             g_actor, g_critic = clip_jointly(grads, hp.max_grad_norm) if joint else grads
-            ap, a_opt = actor_tx.update(g_actor, s.actor_opt, s.actor_params, k_actor, hp_actor)
-            cp, c_opt = critic_tx.update(g_critic, s.critic_opt, s.critic_params, k_critic, hp_critic)
-            s = s.replace(actor_params=ap, actor_opt=a_opt, critic_params=cp, critic_opt=c_opt)
+            u_actor, a_opt = actor_tx.update(g_actor, s.actor_opt, s.actor_params, key=k_actor, hparams=hp_actor)
+            u_critic, c_opt = critic_tx.update(g_critic, s.critic_opt, s.critic_params, key=k_critic,
+                                               hparams=hp_critic)
+            s = s.replace(actor_params=optax.apply_updates(s.actor_params, u_actor), actor_opt=a_opt,
+                          critic_params=optax.apply_updates(s.critic_params, u_critic), critic_opt=c_opt)
             return (s, key), None
 
         def epoch(carry, e):

@@ -123,15 +123,17 @@ class SACState:
 
     @property
     def actor_masks(self) -> dict:
-        return self.actor_opt.masks
+        return sp.sparse_masks(self.actor_opt)
 
     @property
     def critic_masks(self) -> tuple:
-        return tuple(o.masks for o in self.critic_opt)
+        return tuple(sp.sparse_masks(o) for o in self.critic_opt)
 
 
-def _adam(hp) -> optax.GradientTransformation:
-    return optax.adam(hp.learning_rate, eps=hp.adam_eps)
+def _optimizers(actor: SparseNetwork, critic: SparseNetwork, hp):
+    """(actor, critic) sparse optimizers around Adam of the run's step size."""
+    return (sp.sparse_adam(actor.spec, hp.learning_rate, eps=hp.adam_eps),
+            sp.sparse_adam(critic.spec, hp.learning_rate, eps=hp.adam_eps))
 
 
 def _alpha_optimizer(hp) -> optax.GradientTransformation:
@@ -221,15 +223,15 @@ class SAC(Agent):
         actor_params, actor_masks = self.actor.init(k_actor, hp_actor)
         critics = [self.critic.init(k, hp_critic) for k in k_critics]
         critic_params = tuple(p for p, _ in critics)
-        actor_tx, critic_tx = sp.sparse(self.actor.spec, _adam(hp)), sp.sparse(self.critic.spec, _adam(hp))
+        actor_tx, critic_tx = _optimizers(self.actor, self.critic, hp)
         log_alpha = jnp.log(jnp.asarray(hp.init_alpha, jnp.float32))
         env_state, obs = self.env.reset(k_env)
         e = self.env.num_envs
         example = {"obs": obs, "next_obs": obs, "action": jnp.zeros((e, self.action_dim), jnp.float32),
                    "reward": jnp.zeros(e, jnp.float32), "terminated": jnp.zeros(e, bool)}
         return SACState(
-            actor_params=actor_params, actor_opt=actor_tx.init(actor_params, actor_masks),
-            critic_params=critic_params, critic_opt=tuple(critic_tx.init(p, m) for p, m in critics),
+            actor_params=actor_params, actor_opt=sp.with_masks(actor_tx.init(actor_params), actor_masks),
+            critic_params=critic_params, critic_opt=tuple(sp.with_masks(critic_tx.init(p), m) for p, m in critics),
             target_params=critic_params,
             log_alpha=log_alpha, alpha_opt=_alpha_optimizer(hp).init(log_alpha),
             env_state=env_state, obs=obs, buffer=replay.init_buffer(self.schedule.capacity, example),
@@ -261,17 +263,16 @@ class SAC(Agent):
         k_sample, k_next, k_pi, k_alpha, k_actor, *k_critics = jax.random.split(key, 5 + NUM_CRITICS)
         batch = replay.sample(k_sample, state.buffer, t + 1, self.static.batch_size)
         hp_actor, hp_critic = self.network_hparams(hp)
-        actor_tx, critic_tx = sp.sparse(self.actor.spec, _adam(hp)), sp.sparse(self.critic.spec, _adam(hp))
+        actor_tx, critic_tx = _optimizers(self.actor, self.critic, hp)
         alpha = jnp.exp(state.log_alpha)
 
         # critics: soft Bellman target from the target critics
         target = self._td_target(k_next, hp, state.actor_params, state.target_params, batch, alpha)
-        critic_grad = jax.grad(lambda p: self._critic_loss(p, hp, batch, target))
+        critic_grad = jax.grad(lambda p: self._critic_loss(p, hp, batch, target))  # masked p: dense gradient
         critic_params, critic_opt = [], []
-        for i in range(NUM_CRITICS):
-            p = sp.apply_masks(state.critic_params[i], state.critic_masks[i])  # dense gradient at masked params
-            p, o = critic_tx.update(critic_grad(p), state.critic_opt[i], p, k_critics[i], hp_critic)
-            critic_params.append(p)
+        for p, o, k in zip(state.critic_params, state.critic_opt, k_critics):
+            updates, o = critic_tx.update(critic_grad(p), o, p, key=k, hparams=hp_critic)
+            critic_params.append(optax.apply_updates(p, updates))
             critic_opt.append(o)
 
         # actor: maximise min Q - alpha log pi with the updated critics
@@ -280,9 +281,9 @@ class SAC(Agent):
             q = self._min_q(critic_params, batch["obs"], action, hp)
             return (alpha * logp - q).mean() + l2_penalty(self.actor.spec, params, hp.weight_decay)
 
-        ap = sp.apply_masks(state.actor_params, state.actor_masks)
-        grads = jax.grad(actor_loss)(ap)
-        ap, actor_opt = actor_tx.update(grads, state.actor_opt, ap, k_actor, hp_actor)
+        updates, actor_opt = actor_tx.update(jax.grad(actor_loss)(state.actor_params), state.actor_opt,
+                                             state.actor_params, key=k_actor, hparams=hp_actor)
+        ap = optax.apply_updates(state.actor_params, updates)
 
         # temperature, on a fresh sample of the updated actor (TF-Agents: alpha_loss after the actor step)
         _, logp = self._sample(k_alpha, ap, batch["obs"], hp)
@@ -294,7 +295,7 @@ class SAC(Agent):
         # targets: Polyak averaging, then the online masks (target masks = online masks)
         targets = tuple(
             sp.apply_masks(jax.tree.map(lambda p, q: hp.tau * p + (1.0 - hp.tau) * q, p, tp), m)
-            for p, tp, m in zip(critic_params, state.target_params, (o.masks for o in critic_opt)))
+            for p, tp, m in zip(critic_params, state.target_params, map(sp.sparse_masks, critic_opt)))
         return state.replace(
             actor_params=ap, actor_opt=actor_opt, critic_params=tuple(critic_params), critic_opt=tuple(critic_opt),
             target_params=targets, log_alpha=log_alpha, alpha_opt=alpha_opt)
