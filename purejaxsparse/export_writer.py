@@ -27,7 +27,7 @@ from .fields import ConfigError
 from .export import FORMAT, VERSION
 from .policy_arrays import PolicyArrays
 from .results import env_name
-from .store import SweepDir
+from .store import SweepDir, picked_by
 
 CSR_MAX_DENSITY = 0.1
 """Default: a kernel is stored as CSR when at most this fraction of it is non-zero. Measured on
@@ -45,13 +45,13 @@ def restore_policy_inputs(sweep_dir, run: int, log=print) -> tuple[Plan, dict, i
         raise ConfigError(f"export: --run {run}: no such run; the sweep has {plan.num_runs} runs "
                           f"(0..{plan.num_runs - 1}, runs.csv)")
     shapes = jax.eval_shape(jax.vmap(plan.agent.init), plan.keys, plan.hparams)
-    done, inputs = store.restore_run(shapes, plan.agent.policy_inputs, run, log)
+    done, state = store.restore_run(shapes, picked_by(plan.agent.policy_inputs, shapes), run, log)
     if done is None:
         raise ConfigError(f"export: {store.path} has no checkpoint yet; run the sweep first")
     if done < plan.num_chunks:
         raise ConfigError(f"export: the sweep in {store.path} is incomplete ({done}/{plan.num_chunks} "
                           f"chunks); finish it first: purejaxsparse resume {store.path}")
-    return plan, inputs, done * plan.chunk_evals * plan.agent.eval_every
+    return plan, plan.agent.policy_inputs(state), done * plan.chunk_evals * plan.agent.eval_every
 
 
 # -- writing -----------------------------------------------------------------------------------

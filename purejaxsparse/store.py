@@ -8,8 +8,8 @@
     DIR/.lock             the PID of the one process writing the sweep
     DIR/report/           the report (analysis.report)
 
-`SweepDir` opens a directory: its plan, its checkpoints (restore the whole state, or only some
-leaves of one run), its results; and writes the files of a new sweep. The runs axis of a
+`SweepDir` opens a directory: its plan, its checkpoints (restore the whole state, or one run's
+leaves at some key paths), its results; and writes the files of a new sweep. The runs axis of a
 sweep's state is padded to a multiple of the device count (`padded_runs`, the one rule).
 
 Checkpoints are saved atomically (orbax commits one by renaming it), in the background while the
@@ -23,7 +23,6 @@ write that fails for want of space or permission becomes one line saying how to 
 from __future__ import annotations
 
 import contextlib
-import csv
 import fcntl
 import gc
 import logging
@@ -42,7 +41,8 @@ from .config import Plan, load_config, plan_sweep
 from .disk import DiskError  # noqa: F401  (read through here too)
 from .fields import ConfigError, field_specs, first_line
 from .results import (CONFIG_FILE, FINITE, RESULTS_FILE, RUN_INFO, RUN_OUTPUTS, RUNS_FILE, SHAPE_COLUMNS,
-                      append_rows, env_name, metric_columns, result_header, truncate_results, write_csv)
+                      append_rows, env_name, metric_columns, read_header, read_results, result_header,
+                      truncate_results, write_csv)
 
 # orbax logs a failed read or write through absl, and leaves the sibling tasks and callbacks of
 # the one that failed to report it again (asyncio's "Task exception was never retrieved", a
@@ -99,11 +99,11 @@ class SweepDir:
         plan = plan_sweep(load_config(self.config_file))
         if RESULTS_FILE in needs:
             expected = result_header(metric_columns(plan.agent))
-            if _csv_header(self.results_file) != expected:
+            if read_header(self.results_file) != expected:
                 raise ConfigError(f"{command}: {self.results_file} does not start with the header this sweep "
                                   f"writes ({','.join(expected[:4])},...); restore it, or start the sweep again "
                                   f"with a new --out")
-        if RUNS_FILE in needs and _csv_header(self.runs_file)[:1] != ["run"]:
+        if RUNS_FILE in needs and read_header(self.runs_file)[:1] != ["run"]:
             raise ConfigError(f"{command}: {self.runs_file} does not start with a header of runs (run,...); "
                               f"restore it, or start the sweep again with a new --out")
         return plan
@@ -150,23 +150,23 @@ class SweepDir:
         with self.checkpoints(like) as checkpoints:
             return checkpoints.newest(lambda c: checkpoints.restore(c, like), log)
 
-    def restore_run(self, shapes, select, run: int, log=print):
-        """(chunks done, `select(state)` of run `run` as numpy) from the newest checkpoint that
-        reads back, reading only the leaves `select` picks (e.g. a policy, not the replay buffer);
-        (None, None) without a checkpoint. shapes: the batched state's shapes."""
+    def restore_run(self, shapes, wanted, run: int, log=print):
+        """(chunks done, run `run`'s state as numpy with only the leaves `wanted` accepts read,
+        every other leaf None) from the newest checkpoint that reads back, e.g. a policy without
+        the replay buffer; (None, None) without a checkpoint. shapes: the batched state's
+        shapes. wanted: a rule over key paths, `wanted(path) -> bool` for each leaf's path
+        (jax.tree_util's), e.g. `picked_by(agent.policy_inputs, shapes)`."""
         if not self.checkpoints_dir.is_dir():
             return None, None
-        leaves = jax.tree.leaves(shapes)
-        chosen = {id(leaf) for leaf in jax.tree.leaves(select(shapes))}
-        wanted = [str(i) for i, leaf in enumerate(leaves) if id(leaf) in chosen and leaf.size > 0]
+        leaves = jax.tree_util.tree_flatten_with_path(shapes)[0]
+        indices = [str(i) for i, (path, leaf) in enumerate(leaves) if leaf.size > 0 and wanted(path)]
         device = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
         with self.checkpoints(shapes) as checkpoints:
-            done, stored = checkpoints.newest(lambda c: checkpoints.restore_leaves(c, wanted, device), log)
+            done, stored = checkpoints.newest(lambda c: checkpoints.restore_leaves(c, indices, device), log)
         if done is None:
             return None, None
-        state = jax.tree.unflatten(jax.tree.structure(shapes), [
+        return done, jax.tree.unflatten(jax.tree.structure(shapes), [
             np.asarray(stored[str(i)][run]) if str(i) in stored else None for i in range(len(leaves))])
-        return done, select(state)
 
     def cut_results(self, max_step: int) -> None:
         """results.csv without the rows after `max_step` (those of chunks to be run again)."""
@@ -181,25 +181,26 @@ class SweepDir:
         """[R] the first diverged step results.csv records per run, -1 if none (a resumed sweep
         carries it on)."""
         first = np.full(num_runs, -1)
-        with open(self.results_file, newline="", errors="replace") as f:
-            for row in csv.DictReader(f):
-                try:
-                    r, step = int(row["run"]), int(row["step"])
-                except (TypeError, ValueError):  # a malformed row, as read_results skips it
-                    continue
-                if row.get(FINITE) == "False" and 0 <= r < num_runs and (first[r] < 0 or step < first[r]):
-                    first[r] = step
+        try:
+            results = read_results(self.path)
+        except ValueError:  # no complete row yet
+            return first
+        if FINITE not in results.columns:
+            return first
+        flagged = results[results[FINITE].eq(False) & results["run"].between(0, num_runs - 1)]
+        steps = flagged.groupby("run")["step"].min()
+        first[steps.index.to_numpy()] = steps.to_numpy()
         return first
 
 
-def _csv_header(path: Path) -> list[str]:
-    """The header row of a csv file ([] when its first line is no text, e.g. a binary file)."""
-    with open(path, "rb") as f:
-        line = f.readline(1 << 16)
-    try:
-        return next(csv.reader([line.decode("utf-8").rstrip("\r\n")]), [])
-    except (UnicodeDecodeError, csv.Error):
-        return []
+def picked_by(select, like):
+    """The rule over key paths (`restore_run`'s `wanted`) that accepts the leaves `select(state)`
+    returns: `select` is applied to `like` with each leaf replaced by its key path, so a leaf is
+    picked by where it sits, never by the object in it (DQN's params and target_params start as
+    the same arrays, and only one of them may be wanted)."""
+    labelled = jax.tree_util.tree_map_with_path(lambda path, _: jax.tree_util.keystr(path), like)
+    chosen = frozenset(jax.tree.leaves(select(labelled)))
+    return lambda path: jax.tree_util.keystr(path) in chosen
 
 
 def state_layout(state) -> str:

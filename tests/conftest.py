@@ -45,7 +45,7 @@ def train_runs(config: dict, runs: list[dict], seed: int = 0):
     """Train `runs` (make_hparams keyword dicts) of `config` as one vmapped, jitted program,
     the README's embedding API: (train, stacked hparams, final state, metrics on the host)."""
     train = pjs.make_train(config)
-    hps = pjs.stack_hparams([pjs.make_hparams(config, **run) for run in runs])
+    hps = pjs.stack_hparams([train.hparams(**run) for run in runs])
     keys = jax.random.split(jax.random.PRNGKey(seed), len(runs))
     state, metrics = jax.jit(jax.vmap(train))(keys, hps)
     return train, hps, state, jax.device_get(metrics)

@@ -32,8 +32,8 @@ INIT_ALPHA = 0.3
 def sac_run():
     """(agent, hparams, initial state, state after SAC_ITERS iterations) of one run with
     `autotune: false` from alpha 0.3 (one run, not a vmapped pair: half the compile time)."""
-    agent = pjs.make_train(SAC_TINY).agent
-    hp = pjs.make_hparams(SAC_TINY, autotune=False, init_alpha=INIT_ALPHA)
+    train = pjs.make_train(SAC_TINY)
+    agent, hp = train.agent, train.hparams(autotune=False, init_alpha=INIT_ALPHA)
 
     @jax.jit
     def run(key, hp):
@@ -192,7 +192,7 @@ def test_dqn_pixel_networks_train_with_exact_rigl_counts(network):
     sparse machinery is what costs here: ~20 s of CPU for the Nature CNN, ~45 s for Impala.)"""
     config = {**PIXEL, "agent_config": {**PIXEL["agent_config"], "network": network}}
     train = pjs.make_train(config)
-    agent, hp = train.agent, pjs.make_hparams(config)
+    agent, hp = train.agent, train.hparams()
     assert agent.env.obs_shape == (10, 10, 4)  # an image (MinAtar: 4 object channels)
     # the initial masks in the same program: the init inside train is the same computation
     both = jax.jit(lambda k, h: (agent.init(k, h).masks, train(k, h)), compiler_options=CHEAP_COMPILE)

@@ -272,7 +272,7 @@ def test_rewards_are_clipped_for_learning_only():
               "eval_every": 300, "eval_episodes": 2,
               "agent_config": {**ATARI_SWEEP["agent_config"], "learning_starts": 300}}
     train = pjs.make_train(config)
-    hp = pjs.stack_hparams([pjs.make_hparams(config, method="dense", reward_clip=clip) for clip in (True, False)])
+    hp = pjs.stack_hparams([train.hparams(method="dense", reward_clip=clip) for clip in (True, False)])
     state, metrics = jax.jit(jax.vmap(train))(jax.random.split(jax.random.PRNGKey(0), 2), hp)
     rewards = np.asarray(state.buffer["reward"])
     assert set(np.unique(rewards[0])) <= {0.0, 1.0} and rewards[0].max() == 1.0

@@ -20,7 +20,7 @@ def learned():
     """README's embeddable API as written: jax.jit(jax.vmap(train))(keys, hparams)."""
     train = pjs.make_train(LEARN)
     methods = ("dense", "dense", "rigl", "rigl")
-    hps = pjs.stack_hparams([pjs.make_hparams(LEARN, method=m) for m in methods])
+    hps = pjs.stack_hparams([train.hparams(method=m) for m in methods])
     keys = jax.random.split(jax.random.PRNGKey(0), len(methods))
     state, metrics = jax.jit(jax.vmap(train))(keys, hps)
     return train, state, jax.device_get(metrics), hps
@@ -55,7 +55,7 @@ def test_rigl_keeps_exact_sparsity_and_masked_weights_zero(learned):
 def test_td_target_bootstraps_on_truncation_not_termination():
     train = pjs.make_train({**LEARN, "total_steps": 1000, "eval_every": 1000})
     agent = train.agent
-    hp = pjs.make_hparams(LEARN, gamma=0.5)
+    hp = train.hparams(gamma=0.5)
     params, _ = agent.q.init(jax.random.PRNGKey(0), hp.sparse())
     next_obs = jnp.ones((2, 4))
     q_next = agent.q.apply(params, next_obs).max(-1)
@@ -75,8 +75,8 @@ def test_weight_decay_is_on_hidden_kernels_only():
     """TF-Agents' classic-control Q-network: L2 (wd * sum w^2) on the hidden Dense kernels, none
     on biases or on the output layer (no kernel_regularizer there)."""
     config = {**LEARN, "total_steps": 1000, "eval_every": 1000}
-    agent = pjs.make_train(config).agent
-    hp = pjs.make_hparams(config)
+    train = pjs.make_train(config)
+    agent, hp = train.agent, train.hparams()
     params, _ = agent.q.init(jax.random.PRNGKey(0), hp.sparse())
     batch = {"obs": jax.random.normal(jax.random.PRNGKey(1), (8, 4)), "next_obs": jnp.zeros((8, 4)),
              "action": jnp.arange(8) % 2, "reward": jnp.ones(8), "terminated": jnp.zeros(8, bool)}
@@ -99,7 +99,7 @@ def test_q_network_init_is_the_originals():
     config = {**LEARN, "total_steps": 1000, "eval_every": 1000,
               "agent_config": {**LEARN["agent_config"], "hidden": [256, 256]}}
     train = pjs.make_train(config)
-    hp = pjs.make_hparams(config)
+    hp = train.hparams()
     assert float(hp.adam_eps) == pytest.approx(1e-7)
     params, _ = train.agent.q.init(jax.random.PRNGKey(0), hp.sparse())
     p = params["params"]
@@ -118,7 +118,7 @@ def test_set_mask_changes_at_the_first_train_step():
     config = {**LEARN, "total_steps": 600, "eval_every": 600, "eval_episodes": 1,
               "hparams": {**LEARN["hparams"], "update_interval": 1000, "drop_fraction": 0.5}}
     train = pjs.make_train(config)
-    hp = pjs.make_hparams(config, method="set")
+    hp = train.hparams(method="set")
     first = train.agent.schedule.first_train_iter  # the iteration of the first optimizer step
     state0 = train.agent.init(jax.random.PRNGKey(0), hp)
     run = jax.jit(lambda s, lo, hi: jax.lax.fori_loop(lo, hi, lambda t, s: train.agent.iteration(s, hp, t), s))
@@ -138,7 +138,7 @@ def test_grad_snr_on_the_training_batch_every_snr_every_steps():
               "agent_config": {**LEARN["agent_config"], "grad_snr": True, "snr_every": 3}}
     train = pjs.make_train(config)
     agent = train.agent
-    hp = pjs.make_hparams(config, method="rigl")
+    hp = train.hparams(method="rigl")
     state = agent.init(jax.random.PRNGKey(0), hp)
     first = agent.schedule.first_train_iter
     run = jax.jit(lambda s, lo, hi: jax.lax.fori_loop(lo, hi, lambda t, s: agent.iteration(s, hp, t), s))

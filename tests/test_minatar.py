@@ -38,7 +38,7 @@ def test_minatar_dqn_beats_random_on_breakout():
     random_mean = random_policy_return("Breakout-MinAtar")
     assert 0.1 < random_mean < 1.0, random_mean  # a random paddle rarely returns the ball
     train = pjs.make_train(LEARN)
-    _, metrics = jax.jit(train)(jax.random.PRNGKey(0), pjs.make_hparams(LEARN))
+    _, metrics = jax.jit(train)(jax.random.PRNGKey(0), train.hparams())
     returns = np.asarray(metrics["eval_return"])
     assert returns.shape == (2,)
     final = float(returns[-1])  # mean over 100 greedy episodes
@@ -53,8 +53,9 @@ def test_minatar_network_shapes(name):
     n_actions = env.action_space.n
     assert (h, w) == (10, 10)
     config = {**LEARN, "env": name, "total_steps": 1000, "eval_every": 1000}
-    agent = pjs.make_train(config).agent
-    params, masks = agent.q.init(jax.random.PRNGKey(0), pjs.make_hparams(config, method="rigl").sparse())
+    train = pjs.make_train(config)
+    agent = train.agent
+    params, masks = agent.q.init(jax.random.PRNGKey(0), train.hparams(method="rigl").sparse())
     p = params["params"]
     # 3x3 VALID conv of 16 channels on 10x10: 8x8x16 flattened into fc 128, then one Q per action
     assert p["layer_0"]["kernel"].shape == (3, 3, c, 16)

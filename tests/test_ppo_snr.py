@@ -17,8 +17,8 @@ CONFIG = {
 
 
 def test_ppo_snr_matches_a_numpy_recomputation_over_both_networks():
-    agent = pjs.make_train(CONFIG).agent
-    hp = pjs.make_hparams(CONFIG)
+    train = pjs.make_train(CONFIG)
+    agent, hp = train.agent, train.hparams()
     state = agent.init(jax.random.PRNGKey(0), hp)
     assert np.all(np.isnan(np.asarray(state.snr)))
     key = jax.random.PRNGKey(1)
@@ -53,7 +53,7 @@ def test_ppo_snr_matches_a_numpy_recomputation_over_both_networks():
 
 def test_ppo_reports_snr_measured_during_training():
     train = pjs.make_train(CONFIG)
-    hp = pjs.make_hparams(CONFIG)
+    hp = train.hparams()
     state, metrics = jax.jit(train)(jax.random.PRNGKey(0), hp)
     snr = np.asarray([metrics["grad_snr"][-1], metrics["grad_snr_active"][-1]])
     assert np.all(np.isfinite(snr)) and np.all(snr > 0)

@@ -82,7 +82,7 @@ def test_minatar_transition_is_109_bytes():
     capacity = 1000
     config = {"agent": "dqn", "env": "Breakout-MinAtar", "total_steps": 2000, "eval_every": 1000, "eval_episodes": 1,
               "agent_config": {"network": "minatar", "buffer_size": capacity, "learning_starts": 100}}
-    agent = pjs.make_train(config).agent
-    replay_bytes = memory.state_bytes(agent, jax.random.PRNGKey(0), pjs.make_hparams(config))["replay"]
+    train = pjs.make_train(config)
+    replay_bytes = memory.state_bytes(train.agent, jax.random.PRNGKey(0), train.hparams())["replay"]
     assert replay_bytes == capacity * 109
     assert replay_bytes * 6 <= capacity * 3209

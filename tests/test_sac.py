@@ -77,8 +77,8 @@ def _check_masks(agent, state, metrics):
 def test_sac_needs_continuous_actions_and_scales_to_the_box():
     with pytest.raises(ConfigError, match="SAC needs continuous actions"):
         build_agent({**LEARN, "env": "CartPole-v1"})
-    agent = build_agent(LEARN)  # Pendulum: torque in [-2, 2]
-    hp = pjs.make_hparams(LEARN)
+    train = pjs.make_train(LEARN)  # Pendulum: torque in [-2, 2]
+    agent, hp = train.agent, train.hparams()
     params, _ = agent.actor.init(jax.random.PRNGKey(0), hp.sparse())
     state = types.SimpleNamespace(actor_params=jax.tree.map(lambda x: 100.0 * x, params))
     action = jax.jit(agent.eval_policy(state, hp))(None, jax.random.normal(jax.random.PRNGKey(1), (64, 3)))
@@ -93,7 +93,7 @@ def test_sac_halfcheetah_smoke():
               "agent_config": {"hidden": [8, 8], "batch_size": 4, "buffer_size": 16, "learning_starts": 4},
               "hparams": {"sparsity": 0.5, "update_interval": 4, "end": 10}}
     train = pjs.make_train(config)
-    hps = pjs.stack_hparams([pjs.make_hparams(config, method=m) for m in ("dense", "rigl")])
+    hps = pjs.stack_hparams([train.hparams(method=m) for m in ("dense", "rigl")])
     # an MJX step takes minutes of XLA's CPU optimisations to compile; this run needs none
     fast_compile = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
     run = jax.jit(jax.vmap(train), compiler_options=fast_compile)
@@ -113,7 +113,8 @@ TINY = {"agent": "sac", "env": "Pendulum-v1", "total_steps": 100, "eval_every": 
 def tiny():
     """(agent, default hparams, actor params, two critics' params) of a dense Pendulum SAC,
     initialised as in a run (one compiled init for all three networks)."""
-    agent, hp = build_agent(TINY), pjs.make_hparams(TINY)
+    train = pjs.make_train(TINY)
+    agent, hp = train.agent, train.hparams()
 
     @jax.jit
     def init(key):

@@ -1,4 +1,5 @@
-"""What every agent shares: static settings, the eval-period loop, and the run contract.
+"""What every agent shares: the eval-period loop, its lengths and the health check (`Agent`,
+which declares the contract of contract.py).
 
 An agent is built from static settings (shapes, loop lengths) and runs one training run as a
 pure function of (key, hparams), hparams traced. The loop is
@@ -20,6 +21,8 @@ import jax
 import jax.numpy as jnp
 
 import envs
+
+from .contract import AgentContract
 
 
 METRICS = ("eval_return", "actual_sparsity", "active_params", "dormant_frac", "finite")
@@ -56,10 +59,11 @@ def sparse_groups(*states) -> dict:
     return {"optimizer": [(s.inner_state, s.count) for s in states], "masks": [s.masks for s in states]}
 
 
-class Agent:
-    """Base class. Subclasses set `name`, `HParams`, `Static`, `method_defaults` and implement
-    `init`, `iteration`, `evaluate`, `networks`, `state_groups`, `policy_inputs` and
-    `policy_arrays` (and `transitions_per_iteration`)."""
+class Agent(AgentContract):
+    """Base class of the agents: what they share of `AgentContract` (contract.py, which says what
+    each member is for). Subclasses set `name`, `HParams`, `Static`, `method_defaults` and
+    implement its abstract methods (and `transitions_per_iteration` when one iteration is not one
+    step of every env); an agent that leaves one out cannot be built (TypeError)."""
 
     name: str = ""
     HParams: type = None
@@ -71,65 +75,14 @@ class Agent:
         self.env, self.static, self.eval_env = env, static, eval_env
         self.total_steps, self.eval_every, self.eval_episodes = total_steps, eval_every, eval_episodes
 
-    # -- to implement -----------------------------------------------------------------------
     @property
     def transitions_per_iteration(self) -> int:
         return self.env.num_envs
 
-    def networks(self) -> dict:
-        """name -> SparseNetwork (static)."""
-        raise NotImplementedError
-
-    def init(self, key: jax.Array, hp) -> Any:
-        raise NotImplementedError
-
-    def iteration(self, state, hp, t):
-        """Advance one iteration (t: unbatched iteration index) and return the new state."""
-        raise NotImplementedError
-
-    def eval_policy(self, state, hp):
-        """The evaluation policy of this state: a function (key, obs [B, ...]) -> action [B, ...]."""
-        raise NotImplementedError
-
-    def evaluate(self, state, hp, key: jax.Array, t) -> dict:
-        """Scalar metrics of METRICS but `finite` (+ extra_metrics) after `t` iterations."""
-        raise NotImplementedError
-
     def resume_episodes(self, state, key: jax.Array):
-        """The state to continue from after a restore, for an env whose state lives outside JAX
-        (`env.checkpointable` False: EnvPool): the sweep engine calls it only then, and agents
-        that run on such envs restart their episodes here."""
+        """As built, the state is returned unchanged; agents that run on envs whose state lives
+        outside JAX restart their episodes here."""
         return state
-
-    def sparse_networks(self, hp) -> list[tuple[str, Any, Any]]:
-        """(name, SparseNetwork, its SparseHParams) of each differently built or sparsified
-        network of a run (networks that share both, e.g. twin critics, once); hp may be batched."""
-        raise NotImplementedError
-
-    def optimizer_steps(self) -> tuple[int, str]:
-        """(optimizer steps one run makes, how they follow from its settings): the clock of the
-        mask schedules (update_interval, start, end), counted from 0, so a schedule step beyond
-        the last, n - 1, is never reached (run_checks.check_schedule refuses it)."""
-        raise NotImplementedError
-
-    def final_active_params(self, hp) -> jax.Array:
-        """Active parameter count the run ends with (all networks)."""
-        raise NotImplementedError
-
-    def state_groups(self, state) -> dict:
-        """The state's parts by what they hold: a dict from each of STATE_GROUPS to a pytree,
-        every leaf of the state in exactly one ("params": every network's weights, online and
-        target; "optimizer": optimizer moments and counts; "masks"; "replay"; "other")."""
-        raise NotImplementedError
-
-    def policy_inputs(self, state):
-        """The parts of the state the evaluation policy reads (export restores only these)."""
-        raise NotImplementedError
-
-    def policy_arrays(self, inputs, hp):
-        """The evaluation policy as a `policy_arrays.PolicyArrays` from `policy_inputs` of one
-        run (numpy) and its hparams; ConfigError when this policy cannot be exported."""
-        raise NotImplementedError
 
     # -- shared -------------------------------------------------------------------------------
     def evaluation_returns(self, state, hp, key, episodes: int | None = None, obs_noise_std=0.0):

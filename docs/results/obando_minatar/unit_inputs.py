@@ -14,7 +14,7 @@ import jax
 import pandas as pd
 
 from purejaxsparse.results import read_runs
-from purejaxsparse.store import SweepDir
+from purejaxsparse.store import SweepDir, picked_by
 
 
 def unit_inputs(sweep_dir: str) -> pd.DataFrame:
@@ -23,7 +23,8 @@ def unit_inputs(sweep_dir: str) -> pd.DataFrame:
     shapes = jax.eval_shape(jax.vmap(plan.agent.init), plan.keys, plan.hparams)
     rows = []
     for run in read_runs(sweep_dir).itertuples():
-        _, masks = store.restore_run(shapes, lambda state: state.masks, run.run, log=lambda *_: None)
+        _, state = store.restore_run(shapes, picked_by(lambda s: s.masks, shapes), run.run, log=lambda *_: None)
+        masks = state.masks
         conv, fc, out = (masks["params"][f"layer_{i}"]["kernel"] for i in range(3))
         channels, units = conv.shape[-1], fc.shape[-1]
         rows.append({"method": run.method, "sparsity": run.sparsity, "width": run.width,
