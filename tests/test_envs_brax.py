@@ -22,9 +22,11 @@ def test_halfcheetah_smoke():
     np.testing.assert_array_equal(env.action_space.low, -1.0)
     np.testing.assert_array_equal(env.action_space.high, 1.0)
 
-    state, obs = jax.jit(env.reset)(jax.random.PRNGKey(0))
+    # an MJX step takes minutes of XLA's CPU optimisations to compile; these checks need none
+    fast_compile = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+    state, obs = jax.jit(env.reset, compiler_options=fast_compile)(jax.random.PRNGKey(0))
     assert obs.shape == (2, 17) and obs.dtype == jnp.float32
-    step = jax.jit(env.step)
+    step = jax.jit(env.step, compiler_options=fast_compile)
     action = jnp.full((2, 6), 0.5)
     outs = []
     for i in range(3):
