@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-import envs
+from . import envs
 
 from .run_checks import check_layers, check_run, check_schedule
 from .agents import AGENTS, Agent

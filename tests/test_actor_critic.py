@@ -140,7 +140,7 @@ def test_tanh_gaussian_log_prob_and_scaling():
     u = jnp.arctanh(a)
     naive = gaussian_log_prob(u, mean, log_std) - jnp.sum(jnp.log(half * (1 - a ** 2)), -1)
     np.testing.assert_allclose(np.asarray(logp), np.asarray(naive), rtol=1e-4)
-    import envs
+    from purejaxsparse import envs
     box = envs.Box(low=np.array([-0.4, 0.0]), high=np.array([0.4, 4.0]), shape=(2,))
     np.testing.assert_allclose(np.asarray(to_env_action(jnp.array([[-1.0, 1.0], [0.0, 0.0]]), box)),
                                [[-0.4, 4.0], [0.0, 2.0]])

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import envs
+from purejaxsparse import envs
 import purejaxsparse as pjs
 from conftest import tiny_sweep_config
 from purejaxsparse import sparse as sp

@@ -8,7 +8,7 @@ import pytest
 import jax
 import jax.numpy as jnp
 
-import envs
+from purejaxsparse import envs
 from purejaxsparse import replay
 
 pytest.importorskip("envpool")

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import envs
+from purejaxsparse import envs
 
 
 @pytest.mark.slow

@@ -113,3 +113,14 @@ def test_the_loggers_import_without_their_optional_packages(monkeypatch):
     assert fresh.requested(["none"], {}) == ()
     with pytest.raises(ConfigError, match="the wandb package is not installed"):
         fresh.requested(["wandb"], {})
+
+
+def test_the_envs_are_a_subpackage_and_no_top_level_envs_is_installed(tmp_path):
+    """`purejaxsparse.envs` holds the environments; the install adds no top-level `envs` module
+    (a name many RL projects give their own folder), so outside the repository it is not there."""
+    import subprocess
+
+    code = ("import importlib.util, purejaxsparse.envs as e; "
+            "print(e.__name__, importlib.util.find_spec('envs') is None)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["purejaxsparse.envs", "True"]

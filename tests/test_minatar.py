@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import envs
+from purejaxsparse import envs
 import purejaxsparse as pjs
 from purejaxsparse.config import load_config, plan_sweep
 

@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-import envs
+from .. import envs
 
 from .contract import AgentContract
 

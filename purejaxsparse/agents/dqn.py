@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-import envs
+from .. import envs
 
 from .. import replay
 from .. import sparse as sp

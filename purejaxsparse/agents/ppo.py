@@ -34,7 +34,7 @@ import numpy as np
 import optax
 from flax import struct
 
-import envs
+from .. import envs
 
 from .. import sparse as sp
 from ..nets import MLP, scaled_all

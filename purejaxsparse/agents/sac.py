@@ -35,7 +35,7 @@ import numpy as np
 import optax
 from flax import struct
 
-import envs
+from .. import envs
 
 from .. import replay
 from .. import sparse as sp

@@ -11,11 +11,11 @@ Backends are imported lazily (brax takes seconds to import).
 
 from __future__ import annotations
 
-from envs.brax_env import BRAX_ENVS
-from envs.core import Box, Discrete, Env, EnvState
-from envs.envpool_env import GRAESSER_GAMES, atari_games, game_name
-from envs.evaluate import evaluate
-from envs.gymnax_env import GYMNAX_ENVS
+from .brax_env import BRAX_ENVS
+from .core import Box, Discrete, Env, EnvState
+from .envpool_env import GRAESSER_GAMES, atari_games, game_name
+from .evaluate import evaluate
+from .gymnax_env import GYMNAX_ENVS
 
 __all__ = ["make", "registered", "describe_registered", "Env", "EnvState", "Discrete", "Box", "evaluate",
            "GRAESSER_GAMES"]
@@ -48,15 +48,15 @@ def make(name: str, num_envs: int = 1, **kwargs) -> Env:
     if int(num_envs) < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
     if name in GYMNAX_ENVS:
-        from envs.gymnax_env import GymnaxEnv
+        from .gymnax_env import GymnaxEnv
 
         return GymnaxEnv(name, num_envs=num_envs, **kwargs)
     if name in BRAX_ENVS:
-        from envs.brax_env import BraxEnv
+        from .brax_env import BraxEnv
 
         return BraxEnv(name, num_envs=num_envs, **kwargs)
     if game_name(name) is not None:
-        from envs.envpool_env import EnvPoolAtari
+        from .envpool_env import EnvPoolAtari
 
         return EnvPoolAtari(name, num_envs=num_envs, **kwargs)
     raise ValueError(f"unknown env {name!r}; registered: {describe_registered()}")

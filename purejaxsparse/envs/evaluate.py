@@ -7,7 +7,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from envs.core import Env
+from .core import Env
 
 
 def evaluate(

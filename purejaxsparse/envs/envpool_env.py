@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import io_callback
 
-from envs.core import Discrete, Env, EnvState
+from .core import Discrete, Env, EnvState
 
 DOPAMINE_OPTIONS = dict(
     stack_num=4, frame_skip=4, img_height=84, img_width=84, gray_scale=True,

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from envs.core import Box, Env
+from .core import Box, Env
 
 BRAX_ENVS = ("halfcheetah", "hopper", "walker2d", "ant", "humanoid")
 DEFAULT_EPISODE_LENGTH = 1000

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from envs.core import Box, Discrete, Env
+from .core import Box, Discrete, Env
 
 # Names this adapter serves (all checked on gymnax 1.0.1).
 GYMNAX_ENVS = (
