@@ -305,10 +305,38 @@ def divergence_recorded(results: pd.DataFrame) -> bool:
 
 
 # ------------------------------------------------------------------------------ merging
-MERGE_FREE_KEYS = ("name", "env", "sweep", "logging", "checkpoint_every")
+MERGE_FREE_KEYS = ("name", "env", "sweep", "logging", "checkpoint_every", "merged_from", "filled")
 """Config keys that may differ between the sweeps that `merge_sweeps` combines (the sweep grid
 is compared through the runs themselves: no run may appear twice; live logging changes no
-result)."""
+result; a merged directory may be merged again)."""
+
+FILLED_SECTIONS = ("hparams", "agent_config")
+"""Config sections whose settings a sweep written before a setting existed lacks (`merge_sweeps`'
+`defaults`)."""
+
+
+def _fill_settings(configs: list[dict], tables: list, defaults: dict) -> list[list[str]]:
+    """Complete, in place, the configs and runs tables of sweeps written before some setting
+    existed: a setting that another source has and this one lacks (a runs.csv column, a key of
+    `FILLED_SECTIONS`) takes its default from `defaults`, the value every setting has before it
+    can be changed. Returns the filled names per source; a missing name without a default stays
+    missing (and the merge refuses it)."""
+    header = max((runs[0] for runs, _ in tables), key=len)
+    filled = []
+    for i, (cfg, ((cols, rows), results)) in enumerate(zip(configs, tables)):
+        names = [c for c in header if c not in cols and c in defaults]
+        for section in FILLED_SECTIONS:
+            wanted = {k for other in configs for k in (other.get(section) or {})}
+            lacks = sorted(k for k in wanted - set(cfg.get(section) or {}) if k in defaults)
+            if lacks:
+                cfg[section] = {**(cfg.get(section) or {}), **{k: defaults[k] for k in lacks}}
+                names += [k for k in lacks if k not in names]
+        if any(c not in cols for c in header) and set(header) <= set(cols) | set(defaults):
+            where = {c: j for j, c in enumerate(cols)}
+            rows = [[row[where[c]] if c in where else str(defaults[c]) for c in header] for row in rows]
+            tables[i] = ((list(header), rows), results)
+        filled.append(sorted(names))
+    return filled
 
 
 def _merge_compared(config: dict) -> dict:
@@ -320,7 +348,7 @@ def _merge_compared(config: dict) -> dict:
     return out
 
 
-def merge_sweeps(out_dir: str | Path, sources: list[str | Path]) -> dict:
+def merge_sweeps(out_dir: str | Path, sources: list[str | Path], defaults: dict | None = None) -> dict:
     """Combine the output files of several sweeps of one study (e.g. one directory per seed or
     per env) into ``out_dir``: runs.csv and results.csv with runs renumbered in source order
     (every other value copied as written), and config.yaml with ``env`` (a list when the envs
@@ -331,6 +359,11 @@ def merge_sweeps(out_dir: str | Path, sources: list[str | Path]) -> dict:
     in anything but ``MERGE_FREE_KEYS`` and the network width (a list in the merged config when
     it differs), their files have different columns, or a run (same env,
     seed and hyperparameters) appears in two sources. Returns the merged config.
+
+    defaults: setting name -> default value (the agent's hyperparameters and static settings).
+    With it, a sweep written by an earlier version, before some setting existed, merges with
+    newer ones: its runs take that setting's default, and the merged config lists them under
+    ``filled`` per source (e.g. ``skip_gradient``, added with False, the earlier behaviour).
     """
     out_dir, sources = Path(out_dir), [Path(s) for s in sources]
     if len(sources) < 2:
@@ -341,6 +374,7 @@ def merge_sweeps(out_dir: str | Path, sources: list[str | Path]) -> dict:
         raise ValueError(f"merge: {out_dir} is not empty")
     configs = [read_config(s) for s in sources]
     tables = [(_csv_text(s / RUNS_FILE, RUNS_FILE), _csv_text(s / RESULTS_FILE, RESULTS_FILE)) for s in sources]
+    filled = _fill_settings(configs, tables, defaults or {})
     base = _merge_compared(configs[0])
     for s, cfg, (runs, results) in zip(sources[1:], configs[1:], tables[1:]):
         other = _merge_compared(cfg)
@@ -376,6 +410,9 @@ def merge_sweeps(out_dir: str | Path, sources: list[str | Path]) -> dict:
         merged["agent_config"] = {**(merged.get("agent_config") or {}),
                                   **{c: v if len(v) > 1 else v[0] for c, v in shapes.items()}}
     merged["merged_from"] = [str(s) for s in sources]
+    merged.pop("filled", None)
+    if any(filled):
+        merged["filled"] = {str(s): names for s, names in zip(sources, filled) if names}
     merged.pop("logging", None)  # a merged directory is read, never logged
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(merged, sort_keys=False))

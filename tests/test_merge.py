@@ -111,3 +111,29 @@ def test_merge_refuses_what_is_not_one_study(tmp_path, capsys, case, message):
     import re
     assert re.search(message, err), err
     assert not (out / "runs.csv").exists()
+
+
+def test_a_sweep_from_before_a_setting_existed_merges_with_its_default(tmp_path, capsys):
+    """A source whose runs.csv and config lack a setting the others have (written before it
+    existed) merges only with defaults: its runs take the setting's default, written as runs.csv
+    writes it, and the merged config says which source was filled. The CLI takes the defaults
+    from the agent's own declarations (DQN: skip_gradient False, width 1.0)."""
+    old, new = sweep_dir(tmp_path / "old", "Acrobot-v1", 0), sweep_dir(tmp_path / "new", "Acrobot-v1", 1)
+    runs = (new / "runs.csv").read_text().splitlines()
+    (new / "runs.csv").write_text("\n".join([runs[0].replace("use_bias,", "use_bias,skip_gradient,width,")]
+                                            + [r.replace(",True,1000,", ",True,False,1.0,1000,") for r in runs[1:]]) + "\n")
+    config = yaml.safe_load((new / "config.yaml").read_text())
+    (new / "config.yaml").write_text(yaml.safe_dump({**config, "hparams": {"skip_gradient": False},
+                                                     "agent_config": {"width": 1.0}}))
+    with pytest.raises(ValueError, match="differs from"):
+        merge_sweeps(tmp_path / "refused", [new, old])
+    merged = merge_sweeps(tmp_path / "m", [new, old], defaults={"skip_gradient": False, "width": 1.0, "gamma": 0.99})
+    assert merged["filled"] == {str(old): ["skip_gradient", "width"]}
+    assert merged["hparams"] == {"skip_gradient": False} and merged["agent_config"] == {"width": 1.0}
+    rows = (tmp_path / "m" / "runs.csv").read_text().splitlines()
+    assert rows[0] == "run,env,agent,method,sparsity,seed,use_bias,skip_gradient,width,total_params,active_params"
+    assert rows[3:] == ["2,Acrobot-v1,dqn,dense,0.0,0,True,False,1.0,1000,1000",
+                        "3,Acrobot-v1,dqn,rigl,0.9,0,True,False,1.0,1000,100"]
+    assert main(["merge", str(tmp_path / "cli"), str(new), str(old)]) == 0
+    assert f"merge: {old} predates skip_gradient, width; its runs take the default(s)" in capsys.readouterr().out
+    assert (tmp_path / "cli" / "runs.csv").read_text() == (tmp_path / "m" / "runs.csv").read_text()
