@@ -25,6 +25,7 @@ what one optimizer step and one mask update cost.
     python benchmarks/atari_throughput.py --quick    # 2-core CPU: R = 1, 2, batch 4, 100-step windows
     python benchmarks/atari_throughput.py            # GPU: R = 1, 4, 16, 64, batch 32, 100k replay, 1000-step windows
     python benchmarks/atari_throughput.py --quick --breakdown --runs 1   # where the CPU's time goes
+    python benchmarks/atari_throughput.py --smoke    # R = 1, batch 4, 12-step windows: runs end to end
 
 Last line: `ratio: X` = pipeline frames/s / bare pool (jit adapter) frames/s at the largest R
 measured.
@@ -47,38 +48,43 @@ BARE_SEED = 1_000  # the bare pools' env seeds: pools of their own, never the pi
 def parse_args(argv=None):
     ap = bl.parser(__doc__.split("\n\n")[0])
     ap.add_argument("--game", default="Pong")
-    ap.add_argument("--runs", type=int, nargs="+", default=None, help="R values (quick: 1 2; full: 1 4 16 64)")
+    ap.add_argument("--runs", type=int, nargs="+", default=None,
+                    help="R values (smoke: 1; quick: 1 2; full: 1 4 16 64)")
     ap.add_argument("--envs", type=int, default=1, help="E: envs per run (the pool has R*E)")
     ap.add_argument("--batch-size", type=int, default=None, help="quick: 4, full: 32")
     ap.add_argument("--steps", type=int, default=None,
-                    help="agent steps per run in one timed pipeline window (quick: 100, full: 1000)")
+                    help="agent steps per run in one timed pipeline window (smoke: 12, quick: 100, full: 1000)")
     ap.add_argument("--pool-frames", type=int, default=None,
                     help="frames of the whole pool in one timed bare-pool window, i.e. "
-                         "pool-frames / (R x E x 4) agent steps, kept within 250..5000 (quick: 8000, full: 200k)")
-    ap.add_argument("--buffer-size", type=int, default=None, help="replay frames per run (quick: 10k, full: 100k)")
+                         "pool-frames / (R x E x 4) agent steps, kept within 250..5000 "
+                         "(smoke: 1000, quick: 8000, full: 200k)")
+    ap.add_argument("--buffer-size", type=int, default=None,
+                    help="replay frames per run (smoke: 1k, quick: 10k, full: 100k)")
     ap.add_argument("--max-replay-gib", type=float, default=32.0,
                     help="cap on all runs' replay together: a large R gets a smaller buffer per run")
-    ap.add_argument("--learning-starts", type=int, default=None, help="quick: 32, full: 1000 (env steps)")
+    ap.add_argument("--learning-starts", type=int, default=None,
+                    help="smoke: 8, quick: 32, full: 1000 (env steps)")
     ap.add_argument("--update-interval", type=int, default=None,
-                    help="optimizer steps between mask updates (quick: 25, full: 125)")
+                    help="optimizer steps between mask updates (smoke: 1000, i.e. none in a window; "
+                         "quick: 25, full: 125)")
     ap.add_argument("--method", default="rigl")
     ap.add_argument("--sparsity", type=float, default=0.9)
     ap.add_argument("--breakdown", action="store_true",
                     help="also time the pipeline without mask updates and without training (two more "
                          "compiles per R) and print what an optimizer step and a mask update cost")
     ap.add_argument("--budget", type=float, default=None,
-                    help="seconds: no further R is started once it would exceed this (quick: 900, full: 480)")
+                    help="seconds: no further R is started once it would exceed this "
+                         "(smoke and quick: 900, full: 480)")
     args = ap.parse_args(argv)
-    q = args.quick
-    args.runs = args.runs or ([1, 2] if q else [1, 4, 16, 64])
-    args.batch_size = args.batch_size or (4 if q else 32)
-    args.steps = args.steps or (100 if q else 1000)
-    args.pool_frames = args.pool_frames or (8000 if q else 200_000)
-    args.buffer_size = args.buffer_size or (10_000 if q else 100_000)
-    args.learning_starts = args.learning_starts or (32 if q else 1000)
-    args.update_interval = args.update_interval or (25 if q else 125)
-    args.budget = args.budget or (900.0 if q else 480.0)
-    args.repeats = args.repeats or (2 if q else 3)
+    args.runs = args.runs or bl.preset(args, smoke=[1], quick=[1, 2], full=[1, 4, 16, 64])
+    args.batch_size = args.batch_size or bl.preset(args, smoke=4, quick=4, full=32)
+    args.steps = args.steps or bl.preset(args, smoke=12, quick=100, full=1000)
+    args.pool_frames = args.pool_frames or bl.preset(args, smoke=1000, quick=8000, full=200_000)
+    args.buffer_size = args.buffer_size or bl.preset(args, smoke=1000, quick=10_000, full=100_000)
+    args.learning_starts = args.learning_starts or bl.preset(args, smoke=8, quick=32, full=1000)
+    args.update_interval = args.update_interval or bl.preset(args, smoke=1000, quick=25, full=125)
+    args.budget = args.budget or bl.preset(args, smoke=900.0, quick=900.0, full=480.0)
+    args.repeats = args.repeats or bl.preset(args, smoke=1, quick=2, full=3)
     if args.learning_starts > args.steps * args.envs:
         ap.error(f"--learning-starts {args.learning_starts} must be <= --steps x --envs "
                  f"({args.steps * args.envs}): the warm-up window must start training")
@@ -91,7 +97,7 @@ class BarePoolJit:
     """R runs x E envs stepped with random actions in one jitted scan (one pool of R*E)."""
 
     def __init__(self, args, R: int):
-        import envs
+        from purejaxsparse import envs
 
         self.env = env = envs.make(args.game, num_envs=args.envs, seed=BARE_SEED)
         n, E = env.action_space.n, args.envs
@@ -299,7 +305,7 @@ def main(argv=None):
         print(bl.table(["R", "pipeline variant", "s per window", "ms per agent step", "derived"],
                        [row for res in results for row in breakdown_rows(args, res)]))
     ratio = results[-1]["fps"]["pipe"] / results[-1]["fps"]["bare"]
-    print(f"ratio: {ratio:.4f}")
+    bl.print_ratio(args, ratio, digits=4)
     return ratio
 
 

@@ -47,6 +47,10 @@ def parser(description: str) -> argparse.ArgumentParser:
     ap.add_argument("--quick", action="store_true",
                     help="small sizes that finish in a few minutes on a 2-core CPU "
                          "(default: the full sizes, meant for a GPU)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="the tiniest sizes that still run the whole script (real package calls, "
+                         "compiles and timings) in seconds: checks that it works; its numbers mean "
+                         "nothing")
     ap.add_argument("--repeats", type=int, default=None,
                     help="timed repeats per measurement (the fastest is reported)")
     ap.add_argument("--cpus", type=int, default=None,
@@ -54,6 +58,18 @@ def parser(description: str) -> argparse.ArgumentParser:
                          "starts, which sizes XLA:CPU's thread pool; on a loaded 2-core machine "
                          "1 is faster than 2 (default: all CPUs)")
     return ap
+
+
+def preset(args, *, smoke, quick, full):
+    """The value of a setting for the script's size: --smoke, --quick or full mode (the same
+    code path at each size, so the smoke run in CI covers --quick and full)."""
+    return smoke if args.smoke else quick if args.quick else full
+
+
+def print_ratio(args, ratio: float, digits: int = 3) -> None:
+    """The last line of every script: `ratio: X` (under --smoke, flagged as meaningless)."""
+    note = " (smoke: sizes too small to mean anything)" if getattr(args, "smoke", False) else ""
+    print(f"ratio: {ratio:.{digits}f}{note}")
 
 
 def pin_cpus(n: int | None) -> None:
@@ -106,8 +122,8 @@ def run_hparams(config: dict, methods: Sequence[str], per_method: dict | None = 
     values: hyperparameters of every run; per_method: {method: {name: value}} on top."""
     import purejaxsparse as pjs
     per_method = per_method or {}
-    hps = pjs.stack_hparams([pjs.make_hparams(config, method=m, **{**values, **per_method.get(m, {})})
-                             for m in methods])
+    train = pjs.make_train(config)
+    hps = pjs.stack_hparams([train.hparams(method=m, **{**values, **per_method.get(m, {})}) for m in methods])
     keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(len(methods), dtype=jnp.uint32))
     return keys, hps
 

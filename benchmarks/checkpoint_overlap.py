@@ -9,7 +9,7 @@ excluded (the engine times it apart); the fastest repeat of each is kept.
 
     python benchmarks/checkpoint_overlap.py --quick   # R = 35, 1.44 GB of state, 6 chunks (CPU)
     python benchmarks/checkpoint_overlap.py           # R = 260, 10.7 GB of state, 6 chunks (GPU)
-    python benchmarks/checkpoint_overlap.py --smoke   # tiny: checks that it runs end to end
+    python benchmarks/checkpoint_overlap.py --smoke   # 5 runs, MLP 8, 2 chunks of 200 steps: runs end to end
 
 Last line: `ratio: X` = seconds with a save after every chunk / seconds with saves off (goal:
 at most 1.10 on a 2-core CPU, near 1.0 on a GPU).
@@ -29,7 +29,6 @@ METHODS = ("dense", "static", "set", "rigl", "prune")
 
 def parse_args(argv=None):
     ap = bl.parser(__doc__.split("\n\n")[0])
-    ap.add_argument("--smoke", action="store_true", help="tiny sizes: runs end to end in seconds")
     ap.add_argument("--runs", type=int, default=None, help="at least this many runs, rounded up to whole seeds of the five methods (quick: 32, full: 256, smoke: 2)")
     ap.add_argument("--buffer-size", type=int, default=None,
                     help="replay transitions per run (CartPole: 41 B each; quick and full: 1M, smoke: 1k)")
@@ -38,19 +37,20 @@ def parse_args(argv=None):
                     help="env steps per chunk (one evaluation each; quick: 5000, full: 20000, smoke: 200)")
     ap.add_argument("--dir", default=None, help="where the sweeps are written (default: a temporary directory)")
     args = ap.parse_args(argv)
-    size = "smoke" if args.smoke else "quick" if args.quick else "full"
-    args.runs = args.runs or {"smoke": 2, "quick": 32, "full": 256}[size]
-    args.buffer_size = args.buffer_size or {"smoke": 1000, "quick": 1_000_000, "full": 1_000_000}[size]
-    args.chunks = args.chunks or {"smoke": 2, "quick": 6, "full": 6}[size]
-    args.eval_every = args.eval_every or {"smoke": 200, "quick": 5000, "full": 20000}[size]
-    args.repeats = args.repeats or (1 if args.smoke else 2)
+    args.runs = args.runs or bl.preset(args, smoke=2, quick=32, full=256)
+    args.buffer_size = args.buffer_size or bl.preset(args, smoke=1000, quick=1_000_000, full=1_000_000)
+    args.chunks = args.chunks or bl.preset(args, smoke=2, quick=6, full=6)
+    args.eval_every = args.eval_every or bl.preset(args, smoke=200, quick=5000, full=20000)
+    args.repeats = args.repeats or bl.preset(args, smoke=1, quick=2, full=2)
     return args
 
 
 def study_config(args, checkpoint_every: int) -> dict:
-    config = bl.dqn_config(buffer_size=args.buffer_size, learning_starts=min(1000, args.eval_every // 2),
+    config = bl.dqn_config(hidden=bl.preset(args, smoke=[8], quick=[64, 64], full=[64, 64]),
+                           buffer_size=args.buffer_size, learning_starts=min(1000, args.eval_every // 2),
                            total_steps=args.chunks * args.eval_every, eval_every=args.eval_every,
-                           eval_episodes=5, hparams={"update_interval": 100, "end": args.eval_every})
+                           eval_episodes=bl.preset(args, smoke=2, quick=5, full=5),
+                           hparams={"update_interval": 100, "end": args.eval_every})
     seeds = -(-args.runs // len(METHODS))
     config.update(chunk_evals=1, checkpoint_every=checkpoint_every,
                   method_defaults={"prune": {"start": 0}},
@@ -94,7 +94,7 @@ def main(argv=None) -> float:
     rows = [[name, modes[name], compile_s[name], best[name], steps / best[name]] for name in modes]
     print(bl.table(["checkpoints", "checkpoint_every", "compile s", "chunks s", "env steps/s"], rows))
     ratio = best["save every chunk"] / best["saves off (one at the end)"]
-    print(f"ratio: {ratio:.3f}")
+    bl.print_ratio(args, ratio)
     return ratio
 
 

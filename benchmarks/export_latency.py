@@ -16,6 +16,10 @@ checked to give the same actions first.
 
     taskset -c 0 python benchmarks/export_latency.py          # the numbers (one core)
     python benchmarks/export_latency.py --quick               # a few seconds: the table only
+    python benchmarks/export_latency.py --smoke               # both networks at 95%, 20 calls: runs end to end
+
+Last line: `ratio: X` = (b) dense numpy median / (c) export median of the first network at the
+sparsity nearest 95% (the export's goal there: at least 2).
 """
 
 from __future__ import annotations
@@ -42,15 +46,19 @@ NETWORKS = {
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="few calls and sparsities: checks it runs (seconds)")
-    ap.add_argument("--calls", type=int, default=None, help="timed calls per variant (default 20000; quick 200)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="the tiniest sizes that still run the whole script: checks that it works; "
+                         "its numbers mean nothing")
+    ap.add_argument("--calls", type=int, default=None,
+                    help="timed calls per variant (default 20000; quick 200; smoke 20)")
     ap.add_argument("--rounds", type=int, default=20, help="interleaved rounds the calls are split into")
     ap.add_argument("--sparsity", type=float, nargs="+", default=None, help=f"default {SPARSITIES}")
     ap.add_argument("--networks", nargs="+", choices=("dqn", "sac"), default=None,
                     help="default: both (quick: dqn)")
     args = ap.parse_args(argv)
-    args.calls = args.calls or (200 if args.quick else 20_000)
-    args.sparsity = args.sparsity or ([0.95] if args.quick else list(SPARSITIES))
-    args.networks = args.networks or (["dqn"] if args.quick else ["dqn", "sac"])
+    args.calls = args.calls or (20 if args.smoke else 200 if args.quick else 20_000)
+    args.sparsity = args.sparsity or ([0.95] if args.smoke or args.quick else list(SPARSITIES))
+    args.networks = args.networks or (["dqn"] if args.quick and not args.smoke else ["dqn", "sac"])
     args.rounds = min(args.rounds, args.calls)
     return args
 
@@ -58,12 +66,10 @@ def parse_args(argv=None):
 def build(spec: dict, sparsity: float, key: int = 0):
     """(agent, params, PolicyArrays, jitted dense JAX policy) of one network at one sparsity."""
     import jax
-    from purejaxsparse.config import build_agent
-    from purejaxsparse.train import make_hparams
+    from purejaxsparse.train import make_train
 
-    config = {**spec, "total_steps": 1000, "eval_every": 1000, "eval_episodes": 1, "sweep": {}}
-    agent = build_agent(config)
-    hp = make_hparams(config, method="static", sparsity=sparsity)
+    train = make_train({**spec, "total_steps": 1000, "eval_every": 1000, "eval_episodes": 1})
+    agent, hp = train.agent, train.hparams(method="static", sparsity=sparsity)
     if agent.name == "dqn":
         params, masks = agent.q.init(jax.random.PRNGKey(key), hp.sparse())
         inputs = {"params": params, "masks": masks}
@@ -153,6 +159,10 @@ def main(argv=None) -> list[dict]:
                 print(f"  {name} sparsity {s}: done", file=sys.stderr, flush=True)
     print(f"{machine()} | jax {rows[0]['jax_version']} | {args.calls} calls per variant in {args.rounds} rounds")
     print(table(rows))
+    import benchlib as bl  # (here: it imports jax, after JAX_PLATFORMS is set)
+    first = [r for r in rows if r["network"] == rows[0]["network"]]
+    goal = min(first, key=lambda r: abs(r["sparsity"] - 0.95))
+    bl.print_ratio(args, goal["numpy_median"] / goal["export_median"])
     return rows
 
 

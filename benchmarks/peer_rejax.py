@@ -22,6 +22,8 @@ dense runs still carry (all-ones) masks, since method is a traced per-run value.
 
     python benchmarks/peer_rejax.py --quick     # 16 seeds x 10k steps, 2-core CPU, ~4 minutes
     python benchmarks/peer_rejax.py             # 128 seeds x 100k steps (GPU)
+    python benchmarks/peer_rejax.py --smoke     # 2 seeds x 300 steps: runs end to end; without a
+                                                # rejax venv it runs our side only (never builds one)
 
 Last line: `ratio: X` = rejax time / our time.
 """
@@ -42,23 +44,32 @@ VENV = HERE / ".rejax-venv"
 
 def parse_args(argv=None):
     ap = bl.parser(__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", type=int, default=None, help="quick: 16, full: 128")
-    ap.add_argument("--total-steps", type=int, default=None, help="quick: 10000, full: 100000")
-    ap.add_argument("--buffer-sizes", type=int, nargs="+", default=[50_000, 10_000],
-                    help="one comparison per replay size (rejax's CartPole config uses 50k; rejax's "
-                         "sampling costs O(buffer) per step, ours O(batch))")
-    ap.add_argument("--batch-size", type=int, default=100, help="rejax's CartPole config uses 100")
-    ap.add_argument("--learning-starts", type=int, default=5000, help="rejax's CartPole fill_buffer")
-    ap.add_argument("--eval-every", type=int, default=2500, help="rejax's CartPole eval_freq")
-    ap.add_argument("--eval-episodes", type=int, default=10)
+    ap.add_argument("--seeds", type=int, default=None, help="smoke: 2, quick: 16, full: 128")
+    ap.add_argument("--total-steps", type=int, default=None, help="smoke: 300, quick: 10000, full: 100000")
+    ap.add_argument("--buffer-sizes", type=int, nargs="+", default=None,
+                    help="one comparison per replay size (default 50000 10000, smoke: 300; rejax's "
+                         "CartPole config uses 50k; rejax's sampling costs O(buffer) per step, ours O(batch))")
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="default 100 as rejax's CartPole config (smoke: 8)")
+    ap.add_argument("--learning-starts", type=int, default=None,
+                    help="default 5000, rejax's CartPole fill_buffer (smoke: 100)")
+    ap.add_argument("--eval-every", type=int, default=None,
+                    help="default 2500, rejax's CartPole eval_freq (smoke: 100)")
+    ap.add_argument("--eval-episodes", type=int, default=None, help="default 10 (smoke: 2)")
     ap.add_argument("--venv", type=Path, default=VENV, help="the rejax virtual environment")
     ap.add_argument("--jax-spec", default=None,
                     help="pip requirement for jax in the rejax venv (default: this process's jax "
                          "version, with the cuda13 or cuda12 extra on a GPU, as this process has)")
     args = ap.parse_args(argv)
-    args.seeds = args.seeds or (16 if args.quick else 128)
-    args.total_steps = args.total_steps or (10_000 if args.quick else 100_000)
-    args.repeats = args.repeats or 2
+    args.seeds = args.seeds or bl.preset(args, smoke=2, quick=16, full=128)
+    args.total_steps = args.total_steps or bl.preset(args, smoke=300, quick=10_000, full=100_000)
+    args.buffer_sizes = args.buffer_sizes or bl.preset(args, smoke=[300], quick=[50_000, 10_000],
+                                                       full=[50_000, 10_000])
+    args.batch_size = args.batch_size or bl.preset(args, smoke=8, quick=100, full=100)
+    args.learning_starts = args.learning_starts or bl.preset(args, smoke=100, quick=5000, full=5000)
+    args.eval_every = args.eval_every or bl.preset(args, smoke=100, quick=2500, full=2500)
+    args.eval_episodes = args.eval_episodes or bl.preset(args, smoke=2, quick=10, full=10)
+    args.repeats = args.repeats or bl.preset(args, smoke=1, quick=2, full=2)
     return args
 
 
@@ -72,13 +83,16 @@ def settings(args, buffer_size: int) -> dict:
             "hidden": [64, 64], "activation": "relu", "repeats": args.repeats}
 
 
-def ensure_venv(venv: Path, jax_spec: str | None) -> Path:
-    """The rejax venv's python, building the venv with pip on first use."""
+def ensure_venv(venv: Path, jax_spec: str | None, build: bool = True) -> Path | None:
+    """The rejax venv's python, building the venv with pip on first use (build=False: None
+    where there is no working venv)."""
     import jax
     python = venv / "bin" / "python"
     probe = [str(python), "-c", "import rejax, gymnax, jax; print(jax.__version__)"]
     if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
         return python
+    if not build:
+        return None
     if jax_spec is None:
         extra = "cpu"
         if jax.default_backend() == "gpu":  # the CUDA plugin this process runs on: cuda13 or cuda12
@@ -142,7 +156,8 @@ def run_rejax(python: Path, s: dict) -> dict:
 def main(argv=None):
     args = parse_args(argv)
     bl.pin_cpus(args.cpus)
-    python = ensure_venv(args.venv, args.jax_spec)
+    python = ensure_venv(args.venv, args.jax_spec, build=not args.smoke)
+    sides = ("ours", "rejax") if python else ("ours",)
     s = settings(args, args.buffer_sizes[0])
     print(f"# peer_rejax: dense DQN on CartPole-v1, {s['seeds']} seeds x {s['total_steps']:,} env steps, "
           f"{s['repeats']} timed trainings per side (fastest kept), compile excluded")
@@ -154,13 +169,13 @@ def main(argv=None):
     for buffer_size in args.buffer_sizes:
         s = settings(args, buffer_size)
         results, load = {}, {}
-        for side in ("ours", "rejax"):
+        for side in sides:
             load[side] = bl.load_average()
             results[side] = run_ours(s) if side == "ours" else run_rejax(python, s)
             print(f"#   buffer {buffer_size} {side}: {json.dumps(results[side])}", flush=True)
-        ratio = min(results["rejax"]["times"]) / min(results["ours"]["times"])
+        ratio = min(results["rejax"]["times"]) / min(results["ours"]["times"]) if python else float("nan")
         ratios.append(ratio)
-        for side, name in (("ours", "purejaxsparse (this repo)"), ("rejax", "rejax 0.1.3")):
+        for side, name in (("ours", "purejaxsparse (this repo)"), ("rejax", "rejax 0.1.3"))[:len(sides)]:
             r = results[side]
             best = min(r["times"])
             rows.append([buffer_size, name, f"{r['compile_s']:.1f}", best, f"{steps / best:,.0f}",
@@ -169,8 +184,11 @@ def main(argv=None):
     print()
     print(bl.table(["buffer", "library", "compile s", "train s (all seeds)", "env steps/s",
                     "final eval return", "rejax / ours", "load average at start"], rows))
+    if not python:
+        print(f"# rejax side skipped: no working rejax venv at {args.venv} (--smoke never builds one; "
+              f"run --quick once with network to build it), so the ratio is nan")
     print("(ratio below: the smallest over the buffer sizes)")
-    print(f"ratio: {min(ratios):.3f}")
+    bl.print_ratio(args, min(ratios))
     return min(ratios)
 
 

@@ -7,8 +7,8 @@ compile time excluded), run once untimed, then timed (fastest repeat):
   [B, 4], actions, regression targets): no env, no replay, no masks, no target network;
 - then, one thing added at a time: the target network (DQN's TD loss, still a fixed batch);
   sampling the batch from the 100k replay buffer; the agent's whole optimizer step as training
-  runs it (masked gradients/params, the mask-update check and scheduled mask updates, L2,
-  target copy);
+  runs it (the sparse optimizer: masked gradients and params, the mask-update check and
+  scheduled mask updates; L2, target copy);
 - training step: the agent's whole iteration (act, env step, replay write, then the optimizer
   step) as the sweep runs it, evaluation excluded;
 - the same vmapped over R runs (time per run-step);
@@ -21,6 +21,7 @@ each timed window), so masks cost what they cost a user.
 
     python benchmarks/pipeline_overhead.py --quick    # 2-core CPU, ~3 minutes
     python benchmarks/pipeline_overhead.py            # GPU, the paper's 512x512 network
+    python benchmarks/pipeline_overhead.py --smoke    # MLP 8, scans of 200 iterations: runs end to end
 
 Last line: `ratio: X` = training step / bare step (single run, first network size).
 """
@@ -38,17 +39,21 @@ def parse_args(argv=None):
     ap = bl.parser(__doc__.split("\n\n")[0])
     ap.add_argument("--hidden", type=int, nargs="+", action="append", default=None,
                     help="network hidden sizes; repeat the flag for several networks "
-                         "(quick: 128 128 and 64 64; full: 512 512)")
-    ap.add_argument("--batch-size", type=int, default=None, help="quick: 64, full: 128")
-    ap.add_argument("--steps", type=int, default=None, help="scan length (quick: 3000, full: 10000)")
-    ap.add_argument("--runs", type=int, default=None, help="R of the vmapped row (quick: 16, full: 256)")
+                         "(smoke: 8; quick: 128 128 and 64 64; full: 512 512)")
+    ap.add_argument("--batch-size", type=int, default=None, help="smoke: 8, quick: 64, full: 128")
+    ap.add_argument("--steps", type=int, default=None, help="scan length (smoke: 200, quick: 3000, full: 10000)")
+    ap.add_argument("--runs", type=int, default=None, help="R of the vmapped row (smoke: 2, quick: 16, full: 256)")
     ap.add_argument("--method", default="rigl")
     args = ap.parse_args(argv)
-    args.hidden = args.hidden or ([[128, 128], [64, 64]] if args.quick else [[512, 512]])
-    args.batch_size = args.batch_size or (64 if args.quick else 128)
-    args.steps = args.steps or (3000 if args.quick else 10_000)
-    args.runs = args.runs or (16 if args.quick else 256)
-    args.repeats = args.repeats or 3
+    args.hidden = args.hidden or bl.preset(args, smoke=[[8]], quick=[[128, 128], [64, 64]], full=[[512, 512]])
+    args.batch_size = args.batch_size or bl.preset(args, smoke=8, quick=64, full=128)
+    args.steps = args.steps or bl.preset(args, smoke=200, quick=3000, full=10_000)
+    args.runs = args.runs or bl.preset(args, smoke=2, quick=16, full=256)
+    # env steps per evaluation (also the replay warm-up), evaluation episodes, optimizer steps
+    # between mask updates (one falls in every timed scan)
+    args.eval_every, args.eval_episodes, args.update_interval = bl.preset(
+        args, smoke=(100, 2, 50), quick=(1000, 10, 1000), full=(1000, 10, 1000))
+    args.repeats = args.repeats or bl.preset(args, smoke=1, quick=3, full=3)
     return args
 
 
@@ -78,9 +83,11 @@ def interleaved(scans: dict, repeats: int) -> None:
 
 def measure(hidden, args):
     """{variant: (seconds for args.steps iterations, compile seconds)} and the agent."""
-    config = bl.dqn_config(hidden=hidden, batch_size=args.batch_size, buffer_size=100_000,
-                           learning_starts=1000, total_steps=100_000, eval_every=1000, eval_episodes=10,
-                           hparams={"sparsity": 0.9, "update_interval": 1000, "end": 100_000})
+    config = bl.dqn_config(hidden=hidden, batch_size=args.batch_size, buffer_size=100 * args.eval_every,
+                           learning_starts=args.eval_every, total_steps=100 * args.eval_every,
+                           eval_every=args.eval_every, eval_episodes=args.eval_episodes,
+                           hparams={"sparsity": 0.9, "update_interval": args.update_interval,
+                                    "end": 100 * args.eval_every})
     agent = bl.build_agent(config)
     keys, hps = bl.run_hparams(config, [args.method] * args.runs)
     hp = bl.take(hps, 0)
@@ -93,6 +100,9 @@ def measure(hidden, args):
              "next_obs": jax.random.normal(k4, (B, *agent.env.obs_shape)),
              "action": jax.random.randint(k2, (B,), 0, agent.env.action_space.n),
              "reward": jax.random.normal(k3, (B,)), "terminated": jnp.zeros((B,), bool)}
+
+    # the Adam-only variants carry a plain Adam state (the agent's is its sparse optimizer's)
+    plain = state.replace(opt_state=tx.init(state.params))
 
     def adam_step(s, loss, *loss_args):
         g = jax.grad(loss)(s.params, *loss_args)
@@ -113,21 +123,21 @@ def measure(hidden, args):
         key, k = jax.random.split(s.key)
         return s.replace(key=key), replay.sample(k, s.buffer, t + 1, B)
 
-    variants = {
-        "bare": lambda s, t: adam_step(s, regression, fixed),
+    variants = {  # name: (step, initial state)
+        "bare": (lambda s, t: adam_step(s, regression, fixed), plain),
         # (the current params as the target: a target that never changes inside the scan would
         # let XLA hoist its forward pass out of the loop)
-        "+ target network (TD loss)": lambda s, t: adam_step(s, td, s.params, fixed),
+        "+ target network (TD loss)": (lambda s, t: adam_step(s, td, s.params, fixed), plain),
         "+ replay sample (key split, one draw of index bits, gathers)":
-            lambda s, t: (lambda s, b: adam_step(s, td, s.target_params, b))(*sampled(s, t)),
+            (lambda s, t: (lambda s, b: adam_step(s, td, s.target_params, b))(*sampled(s, t)), plain),
         "train only (+ masks, mask-update check, L2, target copy)":
-            lambda s, t: (lambda key, k_sample, k_mask: agent._train(
+            (lambda s, t: (lambda key, k_sample, k_mask: agent._train(
                 s.replace(key=key), hp, t, t - agent.schedule.first_train_iter, k_sample, k_mask))(
-                *jax.random.split(s.key, 3)),
-        "training step (+ act, env step, replay write)": lambda s, t: agent.iteration(s, hp, t),
+                *jax.random.split(s.key, 3)), state),
+        "training step (+ act, env step, replay write)": (lambda s, t: agent.iteration(s, hp, t), state),
     }
-    scans = {name: Scan(lambda c, f=f: (f(c[0], c[1]), c[1] + 1), (state, jnp.int32(t_start)), n)
-             for name, f in variants.items()}
+    scans = {name: Scan(lambda c, f=f: (f(c[0], c[1]), c[1] + 1), (start, jnp.int32(t_start)), n)
+             for name, (f, start) in variants.items()}
 
     # the whole training iteration, R runs vmapped (t unbatched, as in the engine)
     states = jax.jit(jax.vmap(agent.init))(keys, hps)
@@ -178,7 +188,7 @@ def main(argv=None):
         print(f"#   {hidden} done", flush=True)
     print()
     print(bl.table(["network", "what", "us per step", "vs bare", "compile s"], rows))
-    print(f"ratio: {ratio:.3f}")
+    bl.print_ratio(args, ratio)
     return ratio
 
 

@@ -17,8 +17,11 @@ variable; default ./gpu_out):
     python benchmarks/profile_chunk.py --quick     # 5 runs, tiny chunk: checks the script on a CPU
     python benchmarks/profile_chunk.py             # configs/quickstart.yaml as it is (15 runs, 2000 steps)
     python benchmarks/profile_chunk.py configs/dqn_cartpole.yaml chunk_evals=1
+    python benchmarks/profile_chunk.py --smoke --out /tmp/p   # MLP 8, 200-step chunks: runs end to end
 
 Extra arguments after the config are `dotted.key=value` overrides, as for `purejaxsparse run`.
+Last line: `ratio: X` = traced chunk seconds / timed chunk seconds (what the profiler
+costs the chunk it traces).
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ QUICK_OVERRIDES = ["total_steps=1000", "eval_every=200", "eval_episodes=2", "chu
                    "agent_config.buffer_size=1000", "agent_config.learning_starts=200",
                    "agent_config.hidden=[64,64]", "hparams.end=800", "method_defaults.prune.start=400",
                    "sweep.seed=1"]
+SMOKE_OVERRIDES = ["total_steps=600", "eval_every=200", "eval_episodes=2", "chunk_evals=1",
+                   "agent_config.buffer_size=300", "agent_config.learning_starts=200",
+                   "agent_config.hidden=[8]", "agent_config.batch_size=8", "hparams.end=400",
+                   "method_defaults.prune.start=200", "sweep.seed=1"]
 
 
 def parse_args(argv=None):
@@ -48,6 +55,9 @@ def parse_args(argv=None):
     ap.add_argument("overrides", nargs="*", help="dotted.key=value overrides of the config")
     ap.add_argument("--quick", action="store_true",
                     help="a tiny chunk (" + " ".join(QUICK_OVERRIDES) + ") to check the script on a CPU")
+    ap.add_argument("--smoke", action="store_true",
+                    help="the tiniest chunk that still runs the whole script (" + " ".join(SMOKE_OVERRIDES) +
+                         "): checks that it works; its numbers mean nothing")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or "gpu_out"),
                     help="output folder (default: $OUT, else ./gpu_out)")
     ap.add_argument("--top", type=int, default=30, help="rows per per-op table")
@@ -58,8 +68,8 @@ def parse_args(argv=None):
                     help="leave the trace archive out above this size (the device returns files "
                          "of at most 16 MiB)")
     args = ap.parse_args(argv)
-    if args.quick:
-        args.overrides = QUICK_OVERRIDES + args.overrides
+    if args.smoke or args.quick:
+        args.overrides = (SMOKE_OVERRIDES if args.smoke else QUICK_OVERRIDES) + args.overrides
     return args
 
 
@@ -194,7 +204,8 @@ def main(argv=None):
                                 profiler_options=options):
             run(first + 1)
         traced_s = time.perf_counter() - t
-        say(f"traced chunk {traced_s:.3f} s (with the profiler on)")
+        say(f"traced chunk {traced_s:.3f} s (with the profiler on): "
+            f"{traced_s / chunk_s:.2f}x the timed chunk")
         say("")
 
         cost = compiled.cost_analysis()
@@ -227,6 +238,9 @@ def main(argv=None):
                 f"plugin at trace/, or with --perfetto open trace/**/perfetto_trace.json.gz in ui.perfetto.dev)")
     (args.out / "profile_chunk.txt").write_text("\n".join(report) + "\n")
     print(f"wrote {args.out}/profile_chunk.txt, chunk_hlo.txt" + (", profile_trace.tar.gz" if archive.exists() else ""))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import benchlib as bl
+    bl.print_ratio(args, traced_s / chunk_s)
     return 0
 
 

@@ -12,6 +12,7 @@ measured growth).
 
     python benchmarks/scaling.py --quick     # MLP 64x64, R up to 512, ~4 minute budget (CPU)
     python benchmarks/scaling.py             # MLP 512x512 (the paper's), 15 minute budget (GPU)
+    python benchmarks/scaling.py --smoke     # MLP 8, R = 1 only, 100-step chunks: runs end to end
 
 Last line: `ratio: X` = steps/s at the largest R reached / steps/s at R = 1.
 """
@@ -32,21 +33,24 @@ METHODS = ("dense", "static", "set", "rigl", "prune")
 
 def parse_args(argv=None):
     ap = bl.parser(__doc__.split("\n\n")[0])
-    ap.add_argument("--hidden", type=int, nargs="+", default=None, help="quick: 64 64, full: 512 512")
-    ap.add_argument("--batch-size", type=int, default=None, help="quick: 64, full: 128")
-    ap.add_argument("--buffer-size", type=int, default=100_000)
+    ap.add_argument("--hidden", type=int, nargs="+", default=None, help="smoke: 8, quick: 64 64, full: 512 512")
+    ap.add_argument("--batch-size", type=int, default=None, help="smoke: 8, quick: 64, full: 128")
+    ap.add_argument("--buffer-size", type=int, default=None, help="smoke: 300, else 100000")
     ap.add_argument("--eval-every", type=int, default=None,
-                    help="env steps per timed chunk (one evaluation each; quick: 1000, full: 2000)")
-    ap.add_argument("--max-runs", type=int, default=None, help="quick: 512, full: 16384")
-    ap.add_argument("--budget", type=float, default=None, help="seconds in all (quick: 240, full: 900)")
+                    help="env steps per timed chunk (one evaluation each; smoke: 100, quick: 1000, full: 2000)")
+    ap.add_argument("--max-runs", type=int, default=None, help="smoke: 1, quick: 512, full: 16384")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="seconds in all (smoke: 120, quick: 240, full: 900)")
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)  # internal: measure one R
     args = ap.parse_args(argv)
-    args.hidden = args.hidden or ([64, 64] if args.quick else [512, 512])
-    args.batch_size = args.batch_size or (64 if args.quick else 128)
-    args.eval_every = args.eval_every or (1000 if args.quick else 2000)
-    args.max_runs = args.max_runs or (512 if args.quick else 16384)
-    args.budget = args.budget or (240.0 if args.quick else 900.0)
-    args.repeats = args.repeats or 2
+    args.hidden = args.hidden or bl.preset(args, smoke=[8], quick=[64, 64], full=[512, 512])
+    args.batch_size = args.batch_size or bl.preset(args, smoke=8, quick=64, full=128)
+    args.buffer_size = args.buffer_size or bl.preset(args, smoke=300, quick=100_000, full=100_000)
+    args.eval_every = args.eval_every or bl.preset(args, smoke=100, quick=1000, full=2000)
+    args.eval_episodes = bl.preset(args, smoke=2, quick=10, full=10)
+    args.max_runs = args.max_runs or bl.preset(args, smoke=1, quick=512, full=16384)
+    args.budget = args.budget or bl.preset(args, smoke=120.0, quick=240.0, full=900.0)
+    args.repeats = args.repeats or bl.preset(args, smoke=1, quick=2, full=2)
     return args
 
 
@@ -57,8 +61,8 @@ def child(args) -> dict:
 
     R = args.child
     config = bl.dqn_config(hidden=args.hidden, batch_size=args.batch_size, buffer_size=args.buffer_size,
-                           learning_starts=1000, total_steps=100 * args.eval_every,
-                           eval_every=args.eval_every, eval_episodes=10,
+                           learning_starts=min(1000, args.eval_every), total_steps=100 * args.eval_every,
+                           eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                            hparams={"sparsity": 0.9, "update_interval": 1000, "end": 100_000})
     agent = bl.build_agent(config)
     keys, hps = bl.run_hparams(config, [METHODS[r % len(METHODS)] for r in range(R)],
@@ -150,7 +154,7 @@ def main(argv=None):
     print(bl.table(["runs", "compile s", "env steps/s", "per run", "vs R=1", "peak RSS MiB", "state MiB",
                     "XLA temp MiB", "device peak MiB", "load average"], rows))
     ratio = results[-1]["steps_per_s"] / one
-    print(f"ratio: {ratio:.3f}")
+    bl.print_ratio(args, ratio)
     return ratio
 
 

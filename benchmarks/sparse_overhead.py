@@ -12,6 +12,7 @@ fastest of the repeats kept. Chunks include their evaluations.
 
     python benchmarks/sparse_overhead.py --quick     # 8 runs per row, MLP 128x128, ~3 minutes
     python benchmarks/sparse_overhead.py             # 64 runs per row, MLP 512x512 (GPU)
+    python benchmarks/sparse_overhead.py --smoke     # 2 runs per row, MLP 8, 100-step chunks: runs end to end
 
 Last line: `ratio: X` = slowest single-method sweep / dense sweep.
 """
@@ -27,19 +28,24 @@ METHODS = ("dense", "dense_width", "static", "set", "rigl", "prune")
 
 def parse_args(argv=None):
     ap = bl.parser(__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=None, help="R per row (quick: 8, full: 64)")
-    ap.add_argument("--hidden", type=int, nargs="+", default=None, help="quick: 128 128, full: 512 512")
-    ap.add_argument("--batch-size", type=int, default=None, help="quick: 64, full: 128")
+    ap.add_argument("--runs", type=int, default=None, help="R per row (smoke: 2, quick: 8, full: 64)")
+    ap.add_argument("--hidden", type=int, nargs="+", default=None, help="smoke: 8, quick: 128 128, full: 512 512")
+    ap.add_argument("--batch-size", type=int, default=None, help="smoke: 8, quick: 64, full: 128")
     ap.add_argument("--sparsity", type=float, default=0.9)
-    ap.add_argument("--update-interval", type=int, default=1000)
+    ap.add_argument("--update-interval", type=int, default=None, help="smoke: 50, else 1000")
+    ap.add_argument("--eval-every", type=int, default=None,
+                    help="env steps per evaluation, also the replay warm-up (smoke: 100, else 1000)")
     ap.add_argument("--chunk-evals", type=int, default=None,
-                    help="evaluations (of 1000 env steps) per timed chunk (quick: 3, full: 5)")
+                    help="evaluations per timed chunk (smoke: 1, quick: 3, full: 5)")
     args = ap.parse_args(argv)
-    args.runs = args.runs or (8 if args.quick else 64)
-    args.hidden = args.hidden or ([128, 128] if args.quick else [512, 512])
-    args.batch_size = args.batch_size or (64 if args.quick else 128)
-    args.chunk_evals = args.chunk_evals or (3 if args.quick else 5)
-    args.repeats = args.repeats or (3 if args.quick else 3)
+    args.runs = args.runs or bl.preset(args, smoke=2, quick=8, full=64)
+    args.hidden = args.hidden or bl.preset(args, smoke=[8], quick=[128, 128], full=[512, 512])
+    args.batch_size = args.batch_size or bl.preset(args, smoke=8, quick=64, full=128)
+    args.update_interval = args.update_interval or bl.preset(args, smoke=50, quick=1000, full=1000)
+    args.eval_every = args.eval_every or bl.preset(args, smoke=100, quick=1000, full=1000)
+    args.chunk_evals = args.chunk_evals or bl.preset(args, smoke=1, quick=3, full=5)
+    args.eval_episodes = bl.preset(args, smoke=2, quick=10, full=10)
+    args.repeats = args.repeats or bl.preset(args, smoke=1, quick=3, full=3)
     return args
 
 
@@ -76,10 +82,11 @@ def main(argv=None):
     args = parse_args(argv)
     bl.pin_cpus(args.cpus)
     R = args.runs
-    config = bl.dqn_config(hidden=args.hidden, batch_size=args.batch_size, buffer_size=100_000,
-                           learning_starts=1000, total_steps=200_000, eval_every=1000, eval_episodes=10,
+    config = bl.dqn_config(hidden=args.hidden, batch_size=args.batch_size, buffer_size=100 * args.eval_every,
+                           learning_starts=args.eval_every, total_steps=200 * args.eval_every,
+                           eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                            hparams={"sparsity": args.sparsity, "update_interval": args.update_interval,
-                                    "start": 0, "end": 200_000, "distribution": "erk"})
+                                    "start": 0, "end": 200 * args.eval_every, "distribution": "erk"})
     agent = bl.build_agent(config)
     steps = args.chunk_evals * agent.eval_every
     print(f"# sparse_overhead: {R} DQN runs per row on CartPole-v1, MLP {args.hidden}, batch "
@@ -93,8 +100,8 @@ def main(argv=None):
     chunks = bl.Chunks(agent, args.chunk_evals, batched=True)
     live = {}
     for name, methods in rows.items():
-        # pruning ramps up from optimizer step 1000 (its start must be below its end)
-        keys, hps = bl.run_hparams(config, methods, per_method={"prune": {"start": 1000}})
+        # pruning ramps up from the first timed chunk (its start must be below its end)
+        keys, hps = bl.run_hparams(config, methods, per_method={"prune": {"start": args.eval_every}})
         states = chunks.init(keys, hps)
         if chunks.compiled is None:
             chunks.compile(states, hps)
@@ -130,7 +137,7 @@ def main(argv=None):
                 f"x{per_chunk} = {per_chunk * update_s:.3f} s", f"+{per_chunk * update_s / dense:.1%}"],
                [f"the mask-update check when no run updates (all {R} runs)", f"{check_s:.6f}",
                 f"x{steps} = {steps * check_s:.3f} s", f"+{steps * check_s / dense:.1%}"]]))
-    print(f"ratio: {worst:.3f}")
+    bl.print_ratio(args, worst)
     return worst
 
 

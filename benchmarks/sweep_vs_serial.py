@@ -13,6 +13,7 @@ The rows with a 1k and a 100k replay buffer check that buffer writes stay in pla
 
     python benchmarks/sweep_vs_serial.py --quick     # 16 runs, 2-core CPU, ~2 minutes
     python benchmarks/sweep_vs_serial.py             # 256 runs (GPU)
+    python benchmarks/sweep_vs_serial.py --smoke     # 2 runs, MLP 8, one 100-step chunk: runs end to end
 
 Last line: `ratio: X` = serial time / sweep time for the largest buffer.
 """
@@ -27,23 +28,32 @@ METHODS = ("dense", "static", "set", "rigl")
 
 
 def parse_args(argv=None):
-    """The settings of a measurement (sizes resolved for --quick or full mode)."""
+    """The settings of a measurement (sizes resolved for --smoke, --quick or full mode)."""
     ap = bl.parser(__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=None, help="R (quick: 16, full: 256)")
+    ap.add_argument("--runs", type=int, default=None, help="R (smoke: 2, quick: 16, full: 256)")
     ap.add_argument("--serial-runs", type=int, default=None,
                     help="time the serial side on this many of the R runs and scale to R "
                          "(every run executes the same compiled program; default: all R in "
                          "--quick, 32 in full mode)")
-    ap.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--buffer-sizes", type=int, nargs="+", default=[1000, 100_000])
+    ap.add_argument("--hidden", type=int, nargs="+", default=None, help="smoke: 8, else 64 64")
+    ap.add_argument("--batch-size", type=int, default=None, help="smoke: 8, else 64")
+    ap.add_argument("--buffer-sizes", type=int, nargs="+", default=None, help="smoke: 300, else 1000 100000")
+    ap.add_argument("--eval-every", type=int, default=None,
+                    help="env steps per evaluation, also the replay warm-up (smoke: 100, else 1000)")
     ap.add_argument("--chunk-evals", type=int, default=None,
-                    help="evaluations (of 1000 env steps) per timed chunk (quick: 2, full: 5)")
+                    help="evaluations per timed chunk (smoke: 1, quick: 2, full: 5)")
     args = ap.parse_args(argv)
-    args.runs = args.runs or (16 if args.quick else 256)
-    args.serial_runs = min(args.runs, args.serial_runs or (args.runs if args.quick else 32))
-    args.chunk_evals = args.chunk_evals or (2 if args.quick else 5)
-    args.repeats = args.repeats or 2
+    args.runs = args.runs or bl.preset(args, smoke=2, quick=16, full=256)
+    args.serial_runs = min(args.runs, args.serial_runs
+                           or bl.preset(args, smoke=args.runs, quick=args.runs, full=32))
+    args.hidden = args.hidden or bl.preset(args, smoke=[8], quick=[64, 64], full=[64, 64])
+    args.batch_size = args.batch_size or bl.preset(args, smoke=8, quick=64, full=64)
+    args.buffer_sizes = args.buffer_sizes or bl.preset(args, smoke=[300], quick=[1000, 100_000],
+                                                       full=[1000, 100_000])
+    args.eval_every = args.eval_every or bl.preset(args, smoke=100, quick=1000, full=1000)
+    args.chunk_evals = args.chunk_evals or bl.preset(args, smoke=1, quick=2, full=5)
+    args.eval_episodes = bl.preset(args, smoke=2, quick=10, full=10)
+    args.repeats = args.repeats or bl.preset(args, smoke=1, quick=2, full=2)
     return args
 
 
@@ -53,12 +63,14 @@ def main(argv=None):
     R, n_serial, chunk_evals, repeats = args.runs, args.serial_runs, args.chunk_evals, args.repeats
 
     print(f"# sweep_vs_serial: {R} DQN runs on CartPole-v1, MLP {args.hidden}, batch {args.batch_size}, "
-          f"{chunk_evals * 1000} env steps per run per timed chunk, {repeats} timed chunks (fastest kept)")
+          f"{chunk_evals * args.eval_every} env steps per run per timed chunk, {repeats} timed chunks "
+          f"(fastest kept)")
     print(f"# {bl.machine_line()}")
     rows, ratio = [], None
     for buffer_size in args.buffer_sizes:
         config = bl.dqn_config(hidden=args.hidden, batch_size=args.batch_size, buffer_size=buffer_size,
-                               learning_starts=1000, total_steps=100_000, eval_every=1000, eval_episodes=10,
+                               learning_starts=args.eval_every, total_steps=100 * args.eval_every,
+                               eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                                hparams={"sparsity": 0.9, "update_interval": 1000, "end": 100_000})
         agent = bl.build_agent(config)
         methods = [METHODS[r % len(METHODS)] for r in range(R)]
@@ -108,7 +120,7 @@ def main(argv=None):
                     "serial s", "serial steps/s", "serial/sweep", "load before / after"], rows))
     print("\n(s = seconds per timed chunk for all runs, compile excluded; steps/s = env steps of all "
           "runs per second, training + evaluation)")
-    print(f"ratio: {ratio:.3f}")
+    bl.print_ratio(args, ratio)
     return ratio
 
 

@@ -174,7 +174,7 @@ def test_peer_rejax_reports_rejax_over_ours_smallest_over_buffers(monkeypatch, c
              ("ours", 10_000): [1.0, 1.2], ("rejax", 10_000): [3.0, 4.0]}
     side = lambda name: lambda *a: (lambda s: {"compile_s": 5.0, "times": times[(name, s["buffer_size"])],  # noqa: E731
                                                "final_return": 42.0})(a[-1])
-    monkeypatch.setattr(mod, "ensure_venv", lambda venv, spec: Path("/nonexistent/python"))
+    monkeypatch.setattr(mod, "ensure_venv", lambda venv, spec, build=True: Path("/nonexistent/python"))
     monkeypatch.setattr(mod, "run_ours", side("ours"))
     monkeypatch.setattr(mod, "run_rejax", side("rejax"))
     ratio = mod.main(["--quick", "--seeds", "2", "--total-steps", "1000"])
