@@ -1,7 +1,9 @@
 """Shared fixtures and helpers: tiny networks so every test compiles and runs in seconds on 2 CPU
 cores, synthetic sweep directories, and checks more than one test file uses."""
 
+import contextlib
 import itertools
+import os
 import struct
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from jax.experimental.compilation_cache import compilation_cache
 
 import purejaxsparse as pjs
 from purejaxsparse.analysis.report import write_report
@@ -49,6 +52,29 @@ def train_runs(config: dict, runs: list[dict], seed: int = 0):
     keys = jax.random.split(jax.random.PRNGKey(seed), len(runs))
     state, metrics = jax.jit(jax.vmap(train))(keys, hps)
     return train, hps, state, jax.device_get(metrics)
+
+
+@contextlib.contextmanager
+def persistent_compile_cache(cache_dir: Path):
+    """JAX's persistent compilation cache in `cache_dir` while the block runs, for this process
+    and (through JAX_COMPILATION_CACHE_DIR, returned as an env) the subprocesses it starts: a
+    test that compiles the same program several times (run, kill, resume) compiles it once. An
+    identical program gives an identical executable, so this only saves time."""
+    before = jax.config.jax_compilation_cache_dir
+    compilation_cache.reset_cache()
+    compilation_cache.set_cache_dir(str(cache_dir))
+    try:
+        yield {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache_dir)}
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
+        compilation_cache.reset_cache()
+
+
+@pytest.fixture
+def compile_once(tmp_path):
+    """`persistent_compile_cache` for one test: yields the env for its subprocesses."""
+    with persistent_compile_cache(tmp_path / "xla_cache") as env:
+        yield env
 
 
 # -- synthetic sweep directories (no training) ---------------------------------------------

@@ -14,9 +14,8 @@ import py_compile
 import sys
 from pathlib import Path
 
-import jax
 import pytest
-from jax.experimental.compilation_cache import compilation_cache
+from conftest import persistent_compile_cache
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 HELPERS = {"benchlib", "rejax_side"}  # imported or run by the scripts, not scripts themselves
@@ -33,15 +32,10 @@ def on_path():
 
 @pytest.fixture(scope="module", autouse=True)
 def compile_once(tmp_path_factory):
-    """checkpoint_overlap's two sweeps compile the same chunk program: JAX's persistent
-    compilation cache, in a temporary directory and for this file only, compiles it once (an
-    identical program gives an identical executable; this only saves time)."""
-    before = jax.config.jax_compilation_cache_dir
-    compilation_cache.reset_cache()
-    compilation_cache.set_cache_dir(str(tmp_path_factory.mktemp("xla_cache")))
-    yield
-    jax.config.update("jax_compilation_cache_dir", before)
-    compilation_cache.reset_cache()
+    """checkpoint_overlap's two sweeps compile the same chunk program: compiled once for this
+    file (conftest.persistent_compile_cache)."""
+    with persistent_compile_cache(tmp_path_factory.mktemp("xla_cache")):
+        yield
 
 
 @pytest.fixture

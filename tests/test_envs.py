@@ -66,7 +66,7 @@ def test_bad_env_parameter_is_a_config_error():
 
 
 def test_import_is_lazy():
-    code = "import sys, envs; print('brax' in sys.modules, 'gymnax' in sys.modules)"
+    code = "import sys, purejaxsparse.envs; print('brax' in sys.modules, 'gymnax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 

@@ -5,7 +5,6 @@ its Adam state; PPO's running observation/reward statistics)."""
 import jax
 import numpy as np
 import pytest
-from jax.experimental.compilation_cache import compilation_cache
 
 from conftest import checkpointed_state
 from purejaxsparse import sweep
@@ -13,19 +12,6 @@ from purejaxsparse.store import SweepCheckpoints
 from purejaxsparse.config import load_config, plan_sweep
 
 QUIET = {"progress": False, "log": lambda *_: None}
-
-
-@pytest.fixture
-def compile_once(tmp_path):
-    """The three sweeps of a test compile the same chunk program: JAX's persistent compilation
-    cache, in a temporary directory and for this test only, compiles it once (an identical
-    program gives an identical executable; this only saves time)."""
-    before = jax.config.jax_compilation_cache_dir
-    compilation_cache.reset_cache()
-    compilation_cache.set_cache_dir(str(tmp_path / "xla_cache"))
-    yield
-    jax.config.update("jax_compilation_cache_dir", before)
-    compilation_cache.reset_cache()
 
 
 def interrupted_equals_uninterrupted(config, tmp_path):
