@@ -226,7 +226,7 @@ def _cmd_report(args) -> int:
 
 def _cmd_merge(args) -> int:
     from . import disk
-    from .results import merge_sweeps
+    from .merge import merge_sweeps
 
     disk.check_dir(args.out, "writing the merged sweep into")
     merged = merge_sweeps(args.out, args.dirs, defaults=_setting_defaults(args.dirs[0]))

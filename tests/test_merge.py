@@ -8,7 +8,7 @@ import yaml
 
 from purejaxsparse.analysis import report
 from purejaxsparse.cli import main
-from purejaxsparse.results import merge_sweeps
+from purejaxsparse.merge import merge_sweeps
 
 RUNS_HEADER = "run,env,agent,method,sparsity,seed,use_bias,total_params,active_params\n"
 RESULTS_HEADER = "run,env,agent,method,sparsity,seed,step,eval_return,active_params,finite\n"
