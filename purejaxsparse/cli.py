@@ -226,33 +226,16 @@ def _cmd_report(args) -> int:
 
 def _cmd_merge(args) -> int:
     from . import disk
-    from .merge import merge_sweeps
+    from .merge import merge_sweeps, setting_defaults
 
     disk.check_dir(args.out, "writing the merged sweep into")
-    merged = merge_sweeps(args.out, args.dirs, defaults=_setting_defaults(args.dirs[0]))
+    merged = merge_sweeps(args.out, args.dirs, defaults=setting_defaults(args.dirs[0]))
     envs = merged["env"] if isinstance(merged["env"], list) else [merged["env"]]
     for source, names in (merged.get("filled") or {}).items():
         print(f"merge: {source} predates {', '.join(names)}; its runs take the default(s)")
     print(f"merged {len(args.dirs)} sweeps ({len(envs)} env(s), seeds {merged['sweep']['seed']}) into {args.out}; "
           f"report: purejaxsparse report {args.out}")
     return 0
-
-
-def _setting_defaults(sweep_dir) -> dict:
-    """Default of every hyperparameter and static setting of the agent a sweep ran ({} when the
-    directory or its agent is unknown: `merge_sweeps` then reports what is wrong)."""
-    import dataclasses
-
-    from .agents import AGENTS
-    from .fields import field_specs
-    from .results import read_config
-
-    try:
-        agent = AGENTS[read_config(sweep_dir)["agent"]]
-    except (ValueError, KeyError, TypeError, OSError):
-        return {}
-    static = {f.name: f.default for f in dataclasses.fields(agent.Static) if f.default is not dataclasses.MISSING}
-    return {**static, **{name: spec.default for name, spec in field_specs(agent.HParams).items()}}
 
 
 def _cmd_robustness(args) -> int:

@@ -143,3 +143,19 @@ def _csv_text(path: Path, what: str) -> tuple[list[str], list[list[str]]]:
     if not header or header[0] != "run":
         raise ValueError(f"{path}: expected a header starting with 'run'")
     return header, [r for r in csv.reader([line for line in complete if line]) if len(r) == len(header)]
+
+
+def setting_defaults(sweep_dir) -> dict:
+    """Default of every hyperparameter and static setting of the agent a sweep ran ({} when the
+    directory or its agent is unknown: `merge_sweeps` then reports what is wrong)."""
+    import dataclasses
+
+    from .agents import AGENTS  # jax: only when a merge asks
+    from .fields import field_specs
+
+    try:
+        agent = AGENTS[read_config(sweep_dir)["agent"]]
+    except (ValueError, KeyError, TypeError, OSError):
+        return {}
+    static = {f.name: f.default for f in dataclasses.fields(agent.Static) if f.default is not dataclasses.MISSING}
+    return {**static, **{name: spec.default for name, spec in field_specs(agent.HParams).items()}}

@@ -46,6 +46,7 @@ from ..policy_arrays import PolicyArrays, mlp_layers
 from .base import Agent, sparse_groups
 from .common import SNR_METRICS, SparseNetwork, gradient_snrs, l2_penalty
 
+from .ppo_optimizers import clip_jointly, ppo_optimizers
 from .ppo_settings import ADV_EPS, OBS_CLIP, REWARD_CLIP, PPOHParams, PPOStatic
 
 
@@ -75,22 +76,6 @@ class PPOState:
 
 def gaussian_entropy(log_std):
     return jnp.sum(log_std + 0.5 * math.log(2 * math.pi * math.e), axis=-1)
-
-
-def clip_jointly(grads, max_norm):
-    """Scale a tree of gradients (e.g. (actor, critic)) so its global norm is at most max_norm."""
-    return optax.clip_by_global_norm(max_norm).update(grads, optax.EmptyState())[0]
-
-
-def _optimizers(actor: SparseNetwork, critic: SparseNetwork, hp, learning_rate, clip: bool):
-    """(actor, critic) sparse optimizers around Adam (the step size applied by the sparse
-    optimizer, as sparse_adam does), each network's gradients clipped on their own with `clip`.
-    The clip sits inside the sparse optimizer: the original clips the masked gradients (the norm
-    over active weights), while a clip chained before it would see the dense ones."""
-    adam = optax.scale_by_adam(eps=hp.adam_eps)
-    inner = optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), adam) if clip else adam
-    return (sp.sparse(actor.spec, inner, learning_rate=learning_rate),
-            sp.sparse(critic.spec, inner, learning_rate=learning_rate))
 
 
 class PPO(Agent):
@@ -192,7 +177,7 @@ class PPO(Agent):
         critic_params, critic_masks = self._init_network(k_critic, self.critic, hp_critic)
         env_state, obs = self.env.reset(k_env)
         clip = not self.static.joint_grad_clip
-        actor_tx, critic_tx = _optimizers(self.actor, self.critic, hp, hp.learning_rate, clip)
+        actor_tx, critic_tx = ppo_optimizers(self.actor, self.critic, hp, hp.learning_rate, clip)
         recent = jnp.zeros((len(self.dormant_rows), *self.env.obs_shape), jnp.float32)
         returns_mode = self.static.reward_normalization == "returns"
         return PPOState(
@@ -309,7 +294,7 @@ class PPO(Agent):
         frac = jnp.maximum(1.0 - jnp.asarray(t, jnp.float32) / self.num_iterations, 0.0)
         joint = self.static.joint_grad_clip
         learning_rate = jnp.where(hp.anneal_lr, hp.learning_rate * frac, hp.learning_rate)
-        actor_tx, critic_tx = _optimizers(self.actor, self.critic, hp, learning_rate, not joint)
+        actor_tx, critic_tx = ppo_optimizers(self.actor, self.critic, hp, learning_rate, not joint)
         base = t * self.updates_per_iteration
         nmb, mbs = self.num_minibatches, self.static.minibatch_size
 
