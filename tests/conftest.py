@@ -1,7 +1,6 @@
 """Shared fixtures and helpers: tiny networks so every test compiles and runs in seconds on 2 CPU
 cores, synthetic sweep directories, and checks more than one test file uses."""
 
-import contextlib
 import itertools
 import os
 import struct
@@ -54,27 +53,24 @@ def train_runs(config: dict, runs: list[dict], seed: int = 0):
     return train, hps, state, jax.device_get(metrics)
 
 
-@contextlib.contextmanager
-def persistent_compile_cache(cache_dir: Path):
-    """JAX's persistent compilation cache in `cache_dir` while the block runs, for this process
-    and (through JAX_COMPILATION_CACHE_DIR, returned as an env) the subprocesses it starts: a
-    test that compiles the same program several times (run, kill, resume) compiles it once. An
-    identical program gives an identical executable, so this only saves time."""
-    before = jax.config.jax_compilation_cache_dir
+@pytest.fixture(scope="session", autouse=True)
+def compile_cache(tmp_path_factory):
+    """JAX's persistent compilation cache for the whole test session, shared by pytest-xdist's
+    workers and (through the environment) every subprocess a test starts: the many tests that
+    build the same small program (a tiny sweep's chunk, a run and then its resume) compile it
+    once. XLA's cache key covers the program and its compile options, and an identical program
+    gives an identical executable, so this only saves time. A size limit turns on JAX's file lock
+    (filelock), so no process reads an entry another is still writing. Programs that compile in
+    under a second are not cached (JAX's default)."""
+    base = tmp_path_factory.getbasetemp()
+    cache_dir = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "xla_cache"
+    cache_dir.mkdir(exist_ok=True)
+    settings = {"jax_compilation_cache_dir": str(cache_dir), "jax_compilation_cache_max_size": 2**32}
     compilation_cache.reset_cache()
-    compilation_cache.set_cache_dir(str(cache_dir))
-    try:
-        yield {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache_dir)}
-    finally:
-        jax.config.update("jax_compilation_cache_dir", before)
-        compilation_cache.reset_cache()
-
-
-@pytest.fixture
-def compile_once(tmp_path):
-    """`persistent_compile_cache` for one test: yields the env for its subprocesses."""
-    with persistent_compile_cache(tmp_path / "xla_cache") as env:
-        yield env
+    for name, value in settings.items():
+        jax.config.update(name, value)
+        os.environ[name.upper()] = str(value)
+    yield cache_dir
 
 
 # -- synthetic sweep directories (no training) ---------------------------------------------

@@ -199,7 +199,7 @@ ATARI_SWEEP = {
 }
 
 
-def test_atari_sweep_is_killed_resumed_reported_and_noised(tmp_path, compile_once):
+def test_atari_sweep_is_killed_resumed_reported_and_noised(tmp_path):
     import os
     import signal
     import subprocess
@@ -214,7 +214,7 @@ def test_atari_sweep_is_killed_resumed_reported_and_noised(tmp_path, compile_onc
     config, out = tmp_path / "atari.yaml", tmp_path / "out"
     config.write_text(yaml.safe_dump(ATARI_SWEEP))
     proc = subprocess.Popen([sys.executable, "-m", "purejaxsparse.cli", "run", str(config), "--out", str(out),
-                             "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=compile_once)
+                             "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline, ckpts = time.time() + 400, out / "checkpoints"
     while time.time() < deadline and proc.poll() is None:
         if ckpts.exists() and any(p.name.isdigit() for p in ckpts.iterdir()):

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import persistent_compile_cache
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 HELPERS = {"benchlib", "rejax_side"}  # imported or run by the scripts, not scripts themselves
@@ -28,14 +27,6 @@ def on_path():
     sys.path.insert(0, str(BENCH))
     yield
     sys.path.remove(str(BENCH))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compile_once(tmp_path_factory):
-    """checkpoint_overlap's two sweeps compile the same chunk program: compiled once for this
-    file (conftest.persistent_compile_cache)."""
-    with persistent_compile_cache(tmp_path_factory.mktemp("xla_cache")):
-        yield
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ SAC = {
 }
 
 
-def test_sac_sweep_resumes_byte_identical(tmp_path, compile_once):
+def test_sac_sweep_resumes_byte_identical(tmp_path):
     """3 chunks of 80 steps, cut after the first: the resumed sweep's rows and state (critics,
     targets, masks, replay, log alpha and its Adam moments) equal the uninterrupted ones."""
     plan, state = interrupted_equals_uninterrupted(SAC, tmp_path)
@@ -63,7 +63,7 @@ PPO = {
 }
 
 
-def test_ppo_sweep_resumes_byte_identical(tmp_path, compile_once):
+def test_ppo_sweep_resumes_byte_identical(tmp_path):
     """3 chunks of 64 steps, cut after the first: the resumed sweep's rows and state (networks,
     masks, Adam, env state mid-episode, running observation and reward statistics) equal the
     uninterrupted ones."""

@@ -87,7 +87,7 @@ def test_resume_after_crash_equals_uninterrupted(finished, tmp_path):
     assert stats.chunks_run == 0
 
 
-def test_kill_9_then_resume_equals_uninterrupted(tmp_path, compile_once):
+def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
     config = tiny_sweep_config(total_steps=3000, chunk_evals=1, sweep={"seed": 2, "method": ["dense", "set"]})
     ref = tmp_path / "ref"
     sweep.run_sweep(plan_sweep(config), ref, progress=False, log=lambda *_: None)
@@ -96,7 +96,7 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path, compile_once):
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "purejaxsparse.cli"]
     proc = subprocess.Popen(cmd + ["run", str(path), "--out", str(out), "--no-progress"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=compile_once)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     ckpts = out / "checkpoints"
     while time.time() < deadline and proc.poll() is None:
@@ -108,8 +108,7 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path, compile_once):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert was_running, "the sweep finished before it could be killed"
-    res = subprocess.run(cmd + ["resume", str(out), "--no-progress"], capture_output=True, text=True, timeout=300,
-                         env=compile_once)
+    res = subprocess.run(cmd + ["resume", str(out), "--no-progress"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert (out / "results.csv").read_text() == (ref / "results.csv").read_text()
 
