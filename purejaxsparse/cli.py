@@ -122,7 +122,7 @@ def _cmd_run(args) -> int:
     from .fields import ConfigError
     from .memory import parse_bytes
     from .loggers import requested, with_loggers
-    from .store import check_out_dir
+    from .sweep_lock import check_out_dir
 
     config_path, overrides = _split_run_args(args.args)
     config_path = config_path or _default_config()
@@ -167,7 +167,8 @@ def _dry_run(plan, device_memory) -> int:
 
 def _cmd_resume(args) -> int:
     from .loggers import requested
-    from .store import SWEEP_FILES, SweepDir
+    from .results import SWEEP_FILES
+    from .store import SweepDir
 
     args.sweep_dir = args.dir
     store = SweepDir(args.dir)
@@ -372,7 +373,7 @@ def _say_interrupted(args) -> None:
         return
     out = getattr(args, "sweep_dir", None)
     if out is not None:
-        from .store import resumable
+        from .sweep_lock import resumable
         if resumable(out):
             print(f"interrupted: {out} is resumable: purejaxsparse resume {out}", file=sys.stderr)
             return

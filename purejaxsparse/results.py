@@ -34,6 +34,9 @@ DENSE = METHODS[0]
 
 CONFIG_FILE, RUNS_FILE, RESULTS_FILE = "config.yaml", "runs.csv", "results.csv"
 """Their names in a sweep directory (store.py lists the directory's other files)."""
+SWEEP_FILES = (CONFIG_FILE, RUNS_FILE, RESULTS_FILE)
+"""The files that make a directory a sweep that `resume` can continue (a new sweep writes
+them in this order, results.csv last, each atomically)."""
 RUN_INFO = ("run", "env", "agent", "method", "sparsity", "seed")
 """First columns of runs.csv and results.csv."""
 SHAPE_COLUMNS = ("width",)

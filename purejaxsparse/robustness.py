@@ -18,7 +18,8 @@ import numpy as np
 from .analysis.report import write_report
 from .fields import ConfigError
 from .results import env_name, write_csv
-from .store import SWEEP_FILES, SweepDir
+from .results import SWEEP_FILES
+from .store import SweepDir
 
 
 def run_robustness(out_dir, sigmas, episodes: int | None = None, log=print) -> Path:

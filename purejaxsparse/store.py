@@ -15,18 +15,13 @@ sweep's state is padded to a multiple of the device count (`padded_runs`, the on
 Checkpoints are saved atomically (orbax commits one by renaming it), in the background while the
 next chunk computes, and the two newest are kept, so a kill at any moment leaves a complete one,
 and a damaged newest one (cut short by a full disk or a dying node) leaves an older one: a
-checkpoint is verified by reading it back (`SweepCheckpoints.newest`). One process writes a directory at a time (`SweepLock`); a
-write that fails for want of space or permission becomes one line saying how to go on
-(`disk_errors`).
+checkpoint is verified by reading it back (`SweepCheckpoints.newest`). Who may write the
+directory, and what a failed write says, is sweep_lock's.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import gc
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -38,11 +33,11 @@ import yaml
 
 from . import disk
 from .config import Plan, load_config, plan_sweep
-from .disk import DiskError  # noqa: F401  (read through here too)
 from .fields import ConfigError, field_specs, first_line
 from .results import (CONFIG_FILE, FINITE, RESULTS_FILE, RUN_INFO, RUN_OUTPUTS, RUNS_FILE, SHAPE_COLUMNS,
-                      append_rows, env_name, metric_columns, read_header, read_results, result_header,
+                      SWEEP_FILES, append_rows, env_name, metric_columns, read_header, read_results, result_header,
                       truncate_results, write_csv)
+from .sweep_lock import SweepLock, disk_errors
 
 # orbax logs a failed read or write through absl, and leaves the sibling tasks and callbacks of
 # the one that failed to report it again (asyncio's "Task exception was never retrieved", a
@@ -58,11 +53,6 @@ def _quiet_closed_loop(unraisable, hook=sys.unraisablehook):
 
 sys.unraisablehook = _quiet_closed_loop
 
-LOCK = ".lock"
-"""The lock file in a sweep directory; it holds the PID of the process writing the sweep."""
-SWEEP_FILES = (CONFIG_FILE, RUNS_FILE, RESULTS_FILE)
-"""The files that make a directory a sweep that `resume` can continue (a new sweep writes
-them in this order, results.csv last, each atomically)."""
 
 
 def padded_runs(num_runs: int, num_devices: int) -> int:
@@ -334,68 +324,3 @@ def _stored_leaves(state) -> dict:
     some); they carry no data, so restore takes them from the freshly initialised state."""
     return {str(i): x for i, x in enumerate(jax.tree.leaves(state)) if x.size > 0}
 
-
-# -- the sweep directory -----------------------------------------------------------------------
-
-def resumable(directory: Path) -> bool:
-    """Whether `directory` holds a sweep that `purejaxsparse resume` can continue."""
-    return all((Path(directory) / name).is_file() for name in SWEEP_FILES)
-
-
-def check_out_dir(out_dir: Path) -> None:
-    """Refuse an --out that exists with anything in it (but a lock file a killed run left)."""
-    if _holds_files(out_dir):
-        raise ConfigError(f"--out: {out_dir} exists and is not empty; choose a new directory "
-                          f"(or continue it with: purejaxsparse resume {out_dir})")
-
-
-def _holds_files(directory: Path) -> bool:
-    """Whether `directory` exists with anything in it but a lock file."""
-    directory = Path(directory)
-    return directory.exists() and (not directory.is_dir() or any(p.name != LOCK for p in directory.iterdir()))
-
-
-class SweepLock:
-    """The one writer of a sweep directory: an exclusive flock on DIR/.lock, which holds the
-    writer's PID. The OS drops the lock when its process ends, however it ends (kill -9 too), so
-    it never goes stale. A second writer gets ConfigError (one line naming the holder) and has
-    written nothing. new: the directory is to hold a new sweep, so must be empty."""
-
-    def __init__(self, directory: Path, new: bool = False):
-        directory = Path(directory)
-        with disk_errors(directory, "writing the lock file"):
-            directory.mkdir(parents=True, exist_ok=True)
-            self.fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(self.fd)
-            raise ConfigError(f"{directory} is being written by process {holder} (a run or resume of this "
-                              f"sweep); one process writes a sweep at a time: wait for it, or stop it") from None
-        try:
-            if new:
-                check_out_dir(directory)
-            with disk_errors(directory, "writing the lock file"):
-                os.ftruncate(self.fd, 0)
-                os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
-        except BaseException:
-            self.release()
-            raise
-
-    def release(self) -> None:
-        os.close(self.fd)  # closing the file drops the lock
-
-
-@contextlib.contextmanager
-def disk_errors(directory: Path, doing: str):
-    """Turn a disk error (disk.ADVICE) raised while `doing` something in the sweep `directory`
-    into a DiskError that says how to go on; the sweep stays resumable (results.csv is cut back
-    to the newest checkpoint and orbax drops an uncommitted one when the sweep resumes)."""
-    def then() -> str:
-        gc.collect()  # finalise the writes orbax abandoned now, not noisily at exit
-        return (f"run: purejaxsparse resume {directory}" if resumable(directory) else
-                "run the sweep again" + (" with a new --out" if _holds_files(directory) else ""))
-
-    with disk.disk_errors(f"in {directory}", doing, then):
-        yield

@@ -27,7 +27,8 @@ from . import memory
 from .config import Plan
 from .interrupt import Interrupted, stop_on_signal  # noqa: F401  (Interrupted: read through here too)
 from .results import DIVERGED_STEP, FINITE, env_name, metric_columns, result_header, result_rows
-from .store import SweepDir, disk_errors, pad_runs
+from .store import SweepDir, pad_runs
+from .sweep_lock import disk_errors
 
 TRACE_COUNT = {"chunk": 0}
 """How often a chunk function was traced (compiled); one sweep traces it exactly once."""
@@ -121,12 +122,12 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
     a new sweep's files written. device_memory: bytes (or "80GB") that override the memory
     JAX reports per device (memory.available_memory).
 
-    One writer at a time: process 0 locks out_dir (store.SweepLock; a resume once its memory is
+    One writer at a time: process 0 locks out_dir (sweep_lock.SweepLock; a resume once its memory is
     checked, a new sweep before its first write). A resume restores the newest checkpoint that
     reads back (a complete sweep's final one too, before it is called complete). SIGINT and
     SIGTERM raise Interrupted (the sweep stays resumable) whenever they come, also while the
     chunk compiles (interrupt.py: then right after it); a full or read-only disk raises
-    store.DiskError.
+    disk.DiskError.
 
     on_chunk(rows, chunks_done, env_steps_per_second): called on process 0 after each chunk is
     written and checkpointed, with the chunk's results.csv rows as dicts (header -> value) and the

@@ -17,7 +17,8 @@ import yaml
 
 from conftest import tiny_sweep_config
 from purejaxsparse import sweep
-from purejaxsparse.store import LOCK, SweepCheckpoints, SweepLock
+from purejaxsparse.store import SweepCheckpoints
+from purejaxsparse.sweep_lock import LOCK, SweepLock
 from purejaxsparse.cli import main
 from purejaxsparse.config import plan_sweep
 
@@ -114,7 +115,7 @@ def test_second_writer_is_refused_and_the_lock_dies_with_its_holder(finished, tm
     out = tmp_path / "s"
     shutil.copytree(ref, out)
     before = files(out)
-    holder = subprocess.Popen(CLI[:1] + ["-c", "import sys, time\nfrom purejaxsparse.store import SweepLock\n"
+    holder = subprocess.Popen(CLI[:1] + ["-c", "import sys, time\nfrom purejaxsparse.sweep_lock import SweepLock\n"
                                          "SweepLock(sys.argv[1])\nprint('locked', flush=True)\ntime.sleep(300)",
                                          str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

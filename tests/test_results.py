@@ -9,7 +9,8 @@ import yaml
 from conftest import tiny_sweep_config
 from purejaxsparse.fields import ConfigError
 from purejaxsparse.results import read_header
-from purejaxsparse.store import SWEEP_FILES, SweepDir
+from purejaxsparse.results import SWEEP_FILES
+from purejaxsparse.store import SweepDir
 
 RESULTS_HEADER = "run,env,agent,method,sparsity,seed,step,eval_return,actual_sparsity,active_params,dormant_frac,finite,diverged_step"
 
