@@ -189,11 +189,11 @@ def test_frame_replay_stack_repeats_the_episode_start():
 
 ATARI_SWEEP = {
     "name": "atari_tiny", "agent": "dqn", "env": {"name": "Pong", "max_episode_steps": 100},
-    "total_steps": 600, "eval_every": 200, "eval_episodes": 2, "chunk_evals": 1,
-    "agent_config": {"network": "nature_cnn", "batch_size": 4, "buffer_size": 300, "learning_starts": 100,
+    "total_steps": 300, "eval_every": 100, "eval_episodes": 2, "chunk_evals": 1,
+    "agent_config": {"network": "nature_cnn", "batch_size": 4, "buffer_size": 150, "learning_starts": 50,
                      "train_every": 4, "dormant_batch": 16},
-    "hparams": {"sparsity": 0.9, "update_interval": 10, "end": 100, "huber": True, "reward_clip": True,
-                "epsilon_decay_steps": 200, "target_update_every": 20, "weight_decay": 0.0},
+    "hparams": {"sparsity": 0.9, "update_interval": 10, "end": 50, "huber": True, "reward_clip": True,
+                "epsilon_decay_steps": 100, "target_update_every": 20, "weight_decay": 0.0},
     "method_defaults": {"prune": {"start": 20}},
     "sweep": {"seed": 1, "method": ["rigl", "prune"]},
 }
@@ -229,10 +229,10 @@ def test_atari_sweep_is_killed_resumed_reported_and_noised(tmp_path):
 
     assert main(["resume", str(out), "--no-progress"]) == 0
     results = pd.read_csv(out / "results.csv")
-    assert len(results) == 2 * 3 and sorted(results.step.unique()) == [200, 400, 600]
+    assert len(results) == 2 * 3 and sorted(results.step.unique()) == [100, 200, 300]
     pd.testing.assert_frame_equal(results.iloc[: len(before)].reset_index(drop=True), before)
     assert np.isfinite(results.eval_return).all() and (results.eval_return >= -21).all()
-    last = results[results.step == 600]
+    last = results[results.step == 300]
     np.testing.assert_allclose(last.actual_sparsity, 0.9, atol=0.01)
 
     assert main(["report", str(out), "--reps", "50"]) == 0
@@ -270,7 +270,8 @@ def test_rewards_are_clipped_for_learning_only():
     # MsPacman scores 10 points a pellet: raw rewards are far outside [-1, 1]
     config = {**ATARI_SWEEP, "env": {"name": "MsPacman", "max_episode_steps": 300}, "total_steps": 300,
               "eval_every": 300, "eval_episodes": 2,
-              "agent_config": {**ATARI_SWEEP["agent_config"], "learning_starts": 300}}
+              "agent_config": {**ATARI_SWEEP["agent_config"], "learning_starts": 300,
+                               "buffer_size": 300}}
     train = pjs.make_train(config)
     hp = pjs.stack_hparams([train.hparams(method="dense", reward_clip=clip) for clip in (True, False)])
     state, metrics = jax.jit(jax.vmap(train))(jax.random.split(jax.random.PRNGKey(0), 2), hp)
