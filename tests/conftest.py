@@ -53,24 +53,39 @@ def train_runs(config: dict, runs: list[dict], seed: int = 0):
     return train, hps, state, jax.device_get(metrics)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def compile_cache(tmp_path_factory):
-    """JAX's persistent compilation cache for the whole test session, shared by pytest-xdist's
-    workers and (through the environment) every subprocess a test starts: the many tests that
-    build the same small program (a tiny sweep's chunk, a run and then its resume) compile it
-    once. XLA's cache key covers the program and its compile options, and an identical program
-    gives an identical executable, so this only saves time. A size limit turns on JAX's file lock
-    (filelock), so no process reads an entry another is still writing. Programs that compile in
-    under a second are not cached (JAX's default)."""
+@pytest.fixture(scope="session")
+def compile_cache_dir(tmp_path_factory):
+    """One directory for JAX's persistent compilation cache, shared by pytest-xdist's workers."""
     base = tmp_path_factory.getbasetemp()
     cache_dir = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "xla_cache"
     cache_dir.mkdir(exist_ok=True)
-    settings = {"jax_compilation_cache_dir": str(cache_dir), "jax_compilation_cache_max_size": 2**32}
+    return cache_dir
+
+
+@pytest.fixture(scope="module")
+def compile_cache(compile_cache_dir):
+    """JAX's persistent compilation cache while a module's tests run, for this process and
+    (through the environment) every subprocess they start: modules whose tests build the same
+    small program again and again (a tiny sweep's chunk; a run, its kill and its resume) compile
+    it once. Opt in with `pytestmark = pytest.mark.usefixtures("compile_cache")`. XLA's cache
+    key covers the program and its compile options, and an identical program gives an identical
+    executable, so this only saves time. A size limit turns on JAX's file lock (filelock), so no
+    process reads an entry another is still writing; programs that compile in under a second
+    are not cached (JAX's default)."""
+    settings = {"jax_compilation_cache_dir": str(compile_cache_dir), "jax_compilation_cache_max_size": 2**32}
+    before = {name: (getattr(jax.config, name), os.environ.get(name.upper())) for name in settings}
     compilation_cache.reset_cache()
     for name, value in settings.items():
         jax.config.update(name, value)
         os.environ[name.upper()] = str(value)
-    yield cache_dir
+    yield compile_cache_dir
+    for name, (value, env) in before.items():
+        jax.config.update(name, value)
+        if env is None:
+            os.environ.pop(name.upper(), None)
+        else:
+            os.environ[name.upper()] = env
+    compilation_cache.reset_cache()
 
 
 # -- synthetic sweep directories (no training) ---------------------------------------------

@@ -11,6 +11,8 @@ import jax.numpy as jnp
 from purejaxsparse import envs
 from purejaxsparse import replay
 
+pytestmark = pytest.mark.usefixtures("compile_cache")  # the same tiny programs, compiled once
+
 pytest.importorskip("envpool")
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.usefixtures("compile_cache")  # the same tiny programs, compiled once
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 HELPERS = {"benchlib", "rejax_side"}  # imported or run by the scripts, not scripts themselves
 SCRIPTS = ("sweep_vs_serial", "sparse_overhead", "pipeline_overhead", "scaling", "peer_rejax",

@@ -6,6 +6,8 @@ import yaml
 from conftest import tiny_sweep_config
 from purejaxsparse.cli import main
 
+pytestmark = pytest.mark.usefixtures("compile_cache")  # the same tiny programs, compiled once
+
 
 def run_cli(tmp_path, capsys, config=None, overrides=(), raw=None, out_name="out"):
     path = tmp_path / "c.yaml"

@@ -4,11 +4,14 @@ how many runs its program holds, docs/multi-device.md; in this DQN sweep,
 2 runs vs 4, they do not, and this test keeps it so.)"""
 
 import pandas as pd
+import pytest
 
 from conftest import tiny_sweep_config
 from purejaxsparse import sweep
 from purejaxsparse.analysis.report import summary_table
 from purejaxsparse.config import load_config, plan_sweep
+
+pytestmark = pytest.mark.usefixtures("compile_cache")  # the same tiny programs, compiled once
 
 QUIET = dict(progress=False, log=lambda *_: None)
 

@@ -29,6 +29,8 @@ from purejaxsparse.export import load_policy
 from purejaxsparse.export_writer import PolicyArrays, policy_file_arrays, write_policy
 from purejaxsparse.sweep import run_sweep
 
+pytestmark = pytest.mark.usefixtures("compile_cache")  # the same tiny programs, compiled once
+
 ROOT = Path(__file__).resolve().parents[1]
 DQN = {"name": "exp_dqn", "agent": "dqn", "env": {"name": "CartPole-v1", "max_steps_in_episode": 100},
        "total_steps": 600, "eval_every": 200, "eval_episodes": 2, "chunk_evals": 1,

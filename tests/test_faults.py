@@ -22,6 +22,8 @@ from purejaxsparse.sweep_lock import LOCK, SweepLock
 from purejaxsparse.cli import main
 from purejaxsparse.config import plan_sweep
 
+pytestmark = pytest.mark.usefixtures("compile_cache")  # the same tiny programs, compiled once
+
 CONFIG = tiny_sweep_config(total_steps=1600, chunk_evals=1, sweep={"seed": 1, "method": ["dense", "set"]})
 CHUNKS = 8
 CLI = [sys.executable, "-m", "purejaxsparse.cli"]

@@ -15,6 +15,8 @@ from purejaxsparse.store import SweepCheckpoints
 from purejaxsparse.cli import main
 from purejaxsparse.config import load_config, plan_sweep
 
+pytestmark = pytest.mark.usefixtures("compile_cache")  # the same tiny programs, compiled once
+
 EPISODES = 4
 
 

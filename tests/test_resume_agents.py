@@ -11,6 +11,8 @@ from purejaxsparse import sweep
 from purejaxsparse.store import SweepCheckpoints
 from purejaxsparse.config import load_config, plan_sweep
 
+pytestmark = pytest.mark.usefixtures("compile_cache")  # the same tiny programs, compiled once
+
 QUIET = {"progress": False, "log": lambda *_: None}
 
 

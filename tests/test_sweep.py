@@ -16,6 +16,8 @@ from conftest import tiny_sweep_config
 from purejaxsparse import sweep
 from purejaxsparse.config import load_config, plan_sweep
 
+pytestmark = pytest.mark.usefixtures("compile_cache")  # the same tiny programs, compiled once
+
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
