@@ -17,8 +17,7 @@ import numpy as np
 
 from .analysis.report import write_report
 from .fields import ConfigError
-from .results import env_name, write_csv
-from .results import SWEEP_FILES
+from .results import SWEEP_FILES, env_name, write_csv
 from .store import SweepDir
 
 

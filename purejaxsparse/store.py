@@ -54,7 +54,6 @@ def _quiet_closed_loop(unraisable, hook=sys.unraisablehook):
 sys.unraisablehook = _quiet_closed_loop
 
 
-
 def padded_runs(num_runs: int, num_devices: int) -> int:
     """The run count a sweep computes and checkpoints: padded up to a multiple of the device
     count, so that every device holds as many runs (the padding is never written to a csv)."""
@@ -323,4 +322,3 @@ def _stored_leaves(state) -> dict:
     """The leaves worth storing, by flat index. orbax refuses zero-size arrays (Brax states hold
     some); they carry no data, so restore takes them from the freshly initialised state."""
     return {str(i): x for i, x in enumerate(jax.tree.leaves(state)) if x.size > 0}
-
