@@ -309,8 +309,9 @@ COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "report": _cmd_report, "merg
 def main(argv=None) -> int:
     """Run one command; returns its exit code. argv None: the process's own command line, and
     the process ends when main returns, so SIGINT and SIGTERM stay ignored after it (an exit
-    handler is never cut short into a traceback)."""
-    from .interrupt import stop_on_signal
+    handler is never cut short into a traceback), and an interrupted one ends at once
+    (interrupt.end_process)."""
+    from .interrupt import end_process, stop_on_signal
 
     with stop_on_signal(ending=argv is None) as stop:
         args = None
@@ -321,7 +322,10 @@ def main(argv=None) -> int:
             return code
         except KeyboardInterrupt as e:  # interrupt.Interrupted: SIGINT or SIGTERM, at any moment
             _say_interrupted(args)
-            return getattr(e, "exit_code", EXIT_INTERRUPTED)
+            code = getattr(e, "exit_code", EXIT_INTERRUPTED)
+            if argv is None:
+                end_process(code)
+            return code
 
 
 def _parse(argv):

@@ -11,12 +11,13 @@ checkpoint is never cut short. Only the first signal counts: once the process is
 later ones are ignored, so a second Ctrl-C cannot interrupt the clean-up; a context opened with
 `ending=True` (the CLI's, around the whole command) leaves both signals ignored when it closes,
 as the process then ends (no traceback from exit handlers). Nested contexts share the outermost
-one. jax-free.
+one. `end_process` ends an interrupted process without the interpreter's teardown. jax-free.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -101,3 +102,13 @@ def stop_on_signal(ending: bool = False):
         _ACTIVE = None
         if sys.unraisablehook is quiet:  # else a hook installed since wraps it: leave both
             sys.unraisablehook = hook
+
+
+def end_process(code: int) -> None:
+    """End an interrupted process at once, without the interpreter's teardown. A signal stops
+    a sweep mid-chunk while XLA's threads still compute that chunk, and tearing the runtime
+    down under them can crash the process (a segmentation fault, exit 139, instead of 130 or
+    143). The caller has saved and closed everything it keeps."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

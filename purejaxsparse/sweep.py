@@ -127,7 +127,8 @@ def run_sweep(plan: Plan, out_dir, *, resume: bool = False, progress: bool = Tru
     reads back (a complete sweep's final one too, before it is called complete). SIGINT and
     SIGTERM raise Interrupted (the sweep stays resumable) whenever they come, also while the
     chunk compiles (interrupt.py: then right after it); a full or read-only disk raises
-    disk.DiskError.
+    disk.DiskError. Raised mid-chunk, Interrupted leaves that chunk computing in XLA's threads: a
+    process that then ends should end with interrupt.end_process, as the CLI does.
 
     on_chunk(rows, chunks_done, env_steps_per_second): called on process 0 after each chunk is
     written and checkpointed, with the chunk's results.csv rows as dicts (header -> value) and the
