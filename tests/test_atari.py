@@ -193,7 +193,8 @@ ATARI_SWEEP = {
     "name": "atari_tiny", "agent": "dqn", "env": {"name": "Pong", "max_episode_steps": 100},
     "total_steps": 300, "eval_every": 100, "eval_episodes": 2, "chunk_evals": 1,
     "agent_config": {"network": "nature_cnn", "batch_size": 4, "buffer_size": 150, "learning_starts": 50,
-                     "train_every": 4, "dormant_batch": 16},
+                     "train_every": 4, "dormant_batch": 16,
+                     "width": 0.25},  # a quarter-width Nature CNN: the same code path, 7x faster to train
     "hparams": {"sparsity": 0.9, "update_interval": 10, "end": 50, "huber": True, "reward_clip": True,
                 "epsilon_decay_steps": 100, "target_update_every": 20, "weight_decay": 0.0},
     "method_defaults": {"prune": {"start": 20}},
