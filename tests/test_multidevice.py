@@ -4,8 +4,9 @@ What is reproducible (docs/multi-device.md), each checked here in
 subprocesses, since XLA_FLAGS must be set before jax starts:
 - same config, same device count: bit-identical. The tiny sweep on 4 devices, interrupted after
   one chunk and resumed from its orbax checkpoint, writes byte for byte the results.csv and
-  runs.csv of the same sweep run uninterrupted on 4 devices; 2 processes x 2 devices
-  (jax.distributed, gloo) write them too.
+  runs.csv of the same sweep run uninterrupted by 2 processes x 2 devices (jax.distributed,
+  gloo): one comparison checks both the resume and the multi-process run (either one breaking
+  makes the files differ).
 - another device count: the same runs (runs.csv), the same initial state (every leaf of every
   run before the first chunk: keys, params, masks, replay, env), the same evaluation steps,
   sparsities, active counts and health flags; returns need not match after the first updates.
@@ -116,11 +117,10 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def sweeps(tmp_path_factory):
-    """(dir, report) of the tiny sweep on 4 devices, interrupted and resumed ("four") and
-    uninterrupted ("four_whole"), and on 1 device ("one")."""
+    """(dir, report) of the tiny sweep on 4 devices, interrupted and resumed ("four"), and on 1
+    device ("one"); the uninterrupted 4-device run is the `hosts` fixture's."""
     root = tmp_path_factory.mktemp("multidevice")
     procs = {"four": _start(root / "four", 4, interrupt=True, cache=root / "cache4"),
-             "four_whole": _start(root / "four_whole", 4, interrupt=False, cache=root / "cache4w"),
              "one": _start(root / "one", 1, interrupt=False, cache=root / "cache1")}
     return {name: (root / name, _finish(proc)) for name, proc in procs.items()}
 
@@ -135,8 +135,10 @@ def hosts(tmp_path_factory):
     return [(root / "hosts", _finish(proc)) for proc in procs]
 
 
-def test_same_device_count_is_bit_identical_across_a_resume(sweeps):
-    (four_dir, four), (whole_dir, whole) = sweeps["four"], sweeps["four_whole"]
+def test_same_device_count_is_bit_identical_across_a_resume(sweeps, hosts):
+    """4 devices, interrupted after one chunk and resumed, against 4 devices (2 processes x 2)
+    run through: the same program, so the same files byte for byte."""
+    (four_dir, four), (whole_dir, whole) = sweeps["four"], hosts[0]
     assert four["devices"] == whole["devices"] == 4
     assert four["chunks"] == [1, 2] and whole["chunks"] == [3]  # interrupted + resumed vs whole
     for name in ("results.csv", "runs.csv"):
@@ -149,7 +151,7 @@ def test_another_device_count_starts_identically_and_keeps_the_schedule(sweeps):
     """1 vs 4 devices: same runs, bit-identical initial state of every run, and the same
     evaluation steps, sparsities, active counts and health flags (set by the schedule, not by
     floating point). Returns are not compared: they may drift after the first updates."""
-    (four_dir, four), (one_dir, one) = sweeps["four_whole"], sweeps["one"]
+    (four_dir, four), (one_dir, one) = sweeps["four"], sweeps["one"]
     assert one["devices"] == 1 and one["chunks"] == [3]
     assert (four_dir / "runs.csv").read_text() == (one_dir / "runs.csv").read_text()
     assert one["initial"] and four["initial"] == one["initial"]
@@ -173,8 +175,9 @@ def test_state_is_sharded_over_four_devices(sweeps):
 def test_two_processes_share_one_sweep(hosts, sweeps):
     """Multi-host, simulated: 2 processes (jax.distributed + gloo) x 2 CPU devices each run the
     same command on one shared output directory; the runs axis spans all 4 devices, and the
-    files are bit-identical to one process's on 4 devices."""
-    (hosts_dir, host0), (_, host1), (four_dir, _) = hosts[0], hosts[1], sweeps["four_whole"]
+    files are bit-identical to one process's on 4 devices (interrupted and resumed there, which
+    leaves its files unchanged: test_same_device_count_is_bit_identical_across_a_resume)."""
+    (hosts_dir, host0), (_, host1), (four_dir, _) = hosts[0], hosts[1], sweeps["four"]
     for report in (host0, host1):
         assert report["processes"] == 2 and report["devices"] == 4 and report["chunks"] == [3]
         for chunk in report["placements"]:
