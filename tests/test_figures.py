@@ -60,3 +60,17 @@ def test_one_sparsity_shows_every_methods_ci_as_an_error_bar(tmp_path, drawn):
         assert segment[0][1] == pytest.approx(row.ci_low) and segment[1][1] == pytest.approx(row.ci_high)
         assert row.ci_high > row.ci_low and abs(x - 0.9) < 0.02  # side by side around 90%
     assert len({round(float(np.atleast_1d(c.lines[0].get_data()[0])[0]), 6) for c in bars}) == 4
+
+
+def test_learning_curves_leave_out_a_sparsity_an_env_did_not_run(tmp_path, drawn):
+    """A merged study: Acrobot at 50% and 90%, MountainCar at 90% only. MountainCar gets no 50%
+    panel (it would hold only its full-dense reference)."""
+    d = write_sweep(tmp_path, envs=("Acrobot-v1", "MountainCar-v0"), methods=("dense", "static"),
+                    sparsities=(0.5, 0.9), seeds=2)
+    config, runs, results = report.load_sweep(d)
+    runs = runs[~((runs.env == "MountainCar-v0") & (runs.sparsity == 0.5))]
+    plots.plot_learning_curves(results[results.run.isin(runs.run)], runs, tmp_path / "lc.png")
+    titles = [ax.get_title() for ax in drawn[0].axes if ax.get_visible()]
+    assert titles == ["Acrobot-v1, sparsity 50%", "Acrobot-v1, sparsity 90%", "MountainCar-v0, sparsity 90%"]
+    lines = [len(ax.get_lines()) for ax in drawn[0].axes if ax.get_visible()]
+    assert lines == [2, 2, 2]  # full dense and static in each

@@ -186,6 +186,8 @@ def plot_learning_curves(results: pd.DataFrame, runs: pd.DataFrame | None, path:
     Lines are the mean over seeds with a +-1 std band (the band narrows to the seeds that
     reached a step, so a running sweep shows its tail on fewer seeds). Full dense is drawn in
     every panel of its env as the reference; param-matched dense in the panel of its sparsity.
+    An (env, sparsity) that no sparse run trained gets no panel (merged studies may run an env
+    at fewer sparsities than another).
     """
     if results is None or results.empty or metric not in results.columns:
         raise SkipPlot(f"no results with a {metric} column")
@@ -199,6 +201,8 @@ def plot_learning_curves(results: pd.DataFrame, runs: pd.DataFrame | None, path:
     levels = sorted(df.loc[df["method"] != DENSE, "sparsity"].unique())
     splits = [(f"sparsity {pct(s)}", s, lambda b, s=s: (b["sparsity"] == s) | (b["method"] == DENSE)) for s in levels]
     groups = panels(df, splits=splits or [("", None, None)])
+    if levels:  # not a panel that would hold only the full-dense reference
+        groups = [g for g in groups if (g[2]["method"] != DENSE).any()]
     fig, axes = figure(len(groups), ncols=len(levels) if 1 <= len(levels) <= 6 else 4, panel=(4.4, 3.2))
     for ax, (title, _, e) in zip(axes, groups):
         if e.empty:
