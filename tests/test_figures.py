@@ -74,3 +74,17 @@ def test_learning_curves_leave_out_a_sparsity_an_env_did_not_run(tmp_path, drawn
     assert titles == ["Acrobot-v1, sparsity 50%", "Acrobot-v1, sparsity 90%", "MountainCar-v0, sparsity 90%"]
     lines = [len(ax.get_lines()) for ax in drawn[0].axes if ax.get_visible()]
     assert lines == [2, 2, 2]  # full dense and static in each
+
+
+def test_score_vs_params_labels_each_sparsity_once_at_its_highest_point(tmp_path, drawn):
+    d = write_sweep(tmp_path, methods=("dense", "static", "set", "rigl", "prune"), sparsities=(0.8, 0.9, 0.98),
+                    seeds=3)
+    config, runs, results = report.load_sweep(d)
+    summ = stats.summarize(results, runs, config, reps=50)
+    plots.plot_score_vs_params(summ, tmp_path / "p.png")
+    labels = [(t.get_text(), t.xy[1]) for t in drawn[0].axes[0].texts]
+    assert sorted(text for text, _ in labels) == ["80%", "90%", "98%"]
+    sparse = summ[summ.method != "dense"]
+    for text, y in labels:
+        level = sparse[np.isclose(sparse.sparsity, float(text[:-1]) / 100)]
+        assert y == pytest.approx(level.iqm.max())  # beside the best method of that sparsity

@@ -136,8 +136,9 @@ def plot_score_vs_params(summary: pd.DataFrame, path: str | Path, value: str = "
 
     Every group is a point at the mean active count its runs measured at their last evaluation
     (the summary's ``final_active_params``, from results.csv, not the plan) with
-    its 95% CI as an error bar; a method's points at several sparsities are joined and labelled
-    with their sparsity. Full dense: a horizontal line with its CI band and a dotted vertical
+    its 95% CI as an error bar; a method's points at several sparsities are joined, and each
+    sparsity is labelled once per panel, beside its highest point (methods of one sparsity sit at
+    almost one x, so a label per method would overprint). Full dense: a horizontal line with its CI band and a dotted vertical
     line at its parameter count, so a sparse and a param-matched dense network of one size can
     be compared at one x. Log x scale.
     """
@@ -148,6 +149,7 @@ def plot_score_vs_params(summary: pd.DataFrame, path: str | Path, value: str = "
     for ax, (title, _, e) in zip(axes, groups):
         ek = keys.loc[e.index]
         lines = sorted(set(ek), key=style.sort_key)
+        top = {}  # sparsity -> its highest (y, x): where its label goes
         for i, k in enumerate(lines):
             g = e[ek == k].sort_values(x_col)
             sty = style.line(k)
@@ -164,8 +166,10 @@ def plot_score_vs_params(summary: pd.DataFrame, path: str | Path, value: str = "
                         marker=sty["marker"] or "o", markerfacecolor=sty["markerfacecolor"], ms=5, lw=1.8)
             if k[0] != DENSE and g["sparsity"].nunique() > 1:
                 for xi, yi, si in zip(x, y, g["sparsity"]):
-                    ax.annotate(pct(si), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7,
-                                color=sty["color"])
+                    if np.isfinite(yi) and (si not in top or yi > top[si][0]):
+                        top[si] = (yi, xi)
+        for si, (yi, xi) in sorted(top.items()):
+            ax.annotate(pct(si), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8, color="0.25")
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 3.0, 5.0)))
