@@ -59,8 +59,9 @@ def merge_sweeps(out_dir: str | Path, sources: list[str | Path], defaults: dict 
     """Combine the output files of several sweeps of one study (e.g. one directory per seed or
     per env) into ``out_dir``: runs.csv and results.csv with runs renumbered in source order
     (every other value copied as written), and config.yaml with ``env`` (a list when the envs
-    differ), ``sweep.seed`` the union of seeds and ``merged_from``. `report` reads the result
-    like a sweep; it has no checkpoints, so it cannot be resumed, exported or noise-tested.
+    differ), ``sweep`` holding every value any source swept (``sweep.seed``: the seeds the runs
+    hold) and ``merged_from``. `report` reads the result like a sweep; it has no checkpoints, so
+    it cannot be resumed, exported or noise-tested.
 
     Refused with ValueError (one line) when a source is not a sweep directory, the configs differ
     in anything but ``MERGE_FREE_KEYS`` and the network width (a list in the merged config when
@@ -111,7 +112,7 @@ def merge_sweeps(out_dir: str | Path, sources: list[str | Path], defaults: dict 
     merged = dict(configs[0])
     merged["env"] = configs[0]["env"] if len(envs) == 1 else envs
     seeds = sorted({int(row[col["seed"]]) for row in run_rows})
-    merged["sweep"] = {**(merged.get("sweep") or {}), "seed": seeds}
+    merged["sweep"] = {**_swept_values(configs), "seed": seeds}
     shapes = {c: list(dict.fromkeys((cfg.get("agent_config") or {}).get(c, 1) for cfg in configs)) for c in SHAPE_COLUMNS}
     if any(len(v) > 1 for v in shapes.values()):
         merged["agent_config"] = {**(merged.get("agent_config") or {}),
@@ -126,6 +127,20 @@ def merge_sweeps(out_dir: str | Path, sources: list[str | Path], defaults: dict 
     write_csv(out_dir / RUNS_FILE, runs_header, run_rows)
     write_csv(out_dir / RESULTS_FILE, results_header, result_rows)
     return merged
+
+
+def _swept_values(configs: list[dict]) -> dict:
+    """Every value each sweep key takes in any source (numbers sorted, others in order of first
+    appearance): sources at other sparsities or with other methods merge into one grid."""
+    out = {}
+    for cfg in configs:
+        for key, value in (cfg.get("sweep") or {}).items():
+            out.setdefault(key, []).extend(value if isinstance(value, list) else [value])
+    for key, values in out.items():
+        values = list(dict.fromkeys(values))
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        out[key] = sorted(values) if numbers else values
+    return out
 
 
 def _env_list(config: dict) -> list[str]:

@@ -14,16 +14,16 @@ RUNS_HEADER = "run,env,agent,method,sparsity,seed,use_bias,total_params,active_p
 RESULTS_HEADER = "run,env,agent,method,sparsity,seed,step,eval_return,active_params,finite\n"
 
 
-def sweep_dir(d: Path, env: str, seed: int, total_steps: int = 200) -> Path:
-    """A finished two-run sweep (dense and RigL at 90%) of one seed, written by hand."""
+def sweep_dir(d: Path, env: str, seed: int, total_steps: int = 200, sparsity: float = 0.9) -> Path:
+    """A finished two-run sweep (dense and RigL at `sparsity`) of one seed, written by hand."""
     d.mkdir(parents=True)
     config = {"name": f"study-{seed}", "agent": "dqn", "env": env, "total_steps": total_steps, "eval_every": 100,
-              "eval_episodes": 5, "sweep": {"seed": [seed], "method": ["dense", "rigl"], "sparsity": [0.9]}}
+              "eval_episodes": 5, "sweep": {"seed": [seed], "method": ["dense", "rigl"], "sparsity": [sparsity]}}
     (d / "config.yaml").write_text(yaml.safe_dump(config))
     (d / "runs.csv").write_text(RUNS_HEADER + f"0,{env},dqn,dense,0.0,{seed},True,1000,1000\n"
-                                              f"1,{env},dqn,rigl,0.9,{seed},True,1000,100\n")
+                                              f"1,{env},dqn,rigl,{sparsity},{seed},True,1000,100\n")
     rows = "".join(f"{run},{env},dqn,{m},{s},{seed},{step},{-200 + 10 * seed + run + step / 1000:.7f},{n},True\n"
-                   for run, m, s, n in ((0, "dense", "0.0", 1000), (1, "rigl", "0.9", 100)) for step in (100, 200))
+                   for run, m, s, n in ((0, "dense", "0.0", 1000), (1, "rigl", str(sparsity), 100)) for step in (100, 200))
     (d / "results.csv").write_text(RESULTS_HEADER + rows + "1,Acro")  # a partial last line (a write in progress)
     return d
 
@@ -46,6 +46,19 @@ def test_merge_renumbers_runs_and_copies_every_value(tmp_path):
     assert config["merged_from"] == [str(a), str(b)] and config["total_steps"] == 200 and "logging" not in config
     summary = pd.read_csv(Path(report.write_report(tmp_path / "m", reps=50)).parent / "summary.csv")
     assert summary.set_index("method")["n_scored"].to_dict() == {"dense": 2, "rigl": 2}
+
+
+def test_merged_config_sweeps_every_value_of_its_sources(tmp_path):
+    """Sources at other sparsities (and a method only one of them ran): the merged config's sweep
+    lists every value, so the report's "Swept:" line says what the runs hold."""
+    a = sweep_dir(tmp_path / "s90", "Acrobot-v1", 0, sparsity=0.9)
+    b = sweep_dir(tmp_path / "s98", "Acrobot-v1", 1, sparsity=0.98)
+    c = sweep_dir(tmp_path / "s80", "Acrobot-v1", 2, sparsity=0.8)
+    cfg = yaml.safe_load((c / "config.yaml").read_text())
+    cfg["sweep"]["method"] = ["rigl", "dense", "set"]  # a source that swept one more method
+    (c / "config.yaml").write_text(yaml.safe_dump(cfg))
+    merged = merge_sweeps(tmp_path / "m", [a, b, c])
+    assert merged["sweep"] == {"seed": [0, 1, 2], "method": ["dense", "rigl", "set"], "sparsity": [0.8, 0.9, 0.98]}
 
 
 def test_merge_of_envs_reports_one_panel_each(tmp_path):
