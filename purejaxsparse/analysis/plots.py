@@ -138,9 +138,9 @@ def plot_score_vs_params(summary: pd.DataFrame, path: str | Path, value: str = "
     (the summary's ``final_active_params``, from results.csv, not the plan) with
     its 95% CI as an error bar; a method's points at several sparsities are joined, and each
     sparsity is labelled once per panel, beside its highest point (methods of one sparsity sit at
-    almost one x, so a label per method would overprint). Full dense: a horizontal line with its CI band and a dotted vertical
-    line at its parameter count, so a sparse and a param-matched dense network of one size can
-    be compared at one x. Log x scale.
+    almost one x, so a label per method would overprint). Full dense: a horizontal line with its
+    CI band and a dotted vertical line at its parameter count, so a sparse and a param-matched
+    dense network of one size can be compared at one x. Log x scale.
     """
     x_col = "final_active_params"
     df, style, keys, (lo_c, hi_c) = _final_returns(summary, value, group_cols, x_col)
