@@ -88,3 +88,17 @@ def test_score_vs_params_labels_each_sparsity_once_at_its_highest_point(tmp_path
     for text, y in labels:
         level = sparse[np.isclose(sparse.sparsity, float(text[:-1]) / 100)]
         assert y == pytest.approx(level.iqm.max())  # beside the best method of that sparsity
+
+
+def test_iqm_bars_name_the_envs_they_cannot_normalise(tmp_path, drawn):
+    d = write_sweep(tmp_path, envs=("CartPole-v1", "Acrobot-v1"), methods=("dense", "rigl"), sparsities=(0.9,), seeds=2)
+    config, runs, results = report.load_sweep(d)
+    results.loc[results.env == "Acrobot-v1", "eval_return"] = -80.0  # a cost: no ratio to full dense
+    plots.plot_iqm_bars(stats.final_scores(results, runs), runs, tmp_path / "b.png", reps=50)
+    ax = drawn[0].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["CartPole-v1"]
+    assert ax.get_xlabel().endswith("normalise by: Acrobot-v1)")
+    results.loc[results.env == "Acrobot-v1", "eval_return"] = 80.0  # both drawn, nothing named
+    plots.plot_iqm_bars(stats.final_scores(results, runs), runs, tmp_path / "c.png", reps=50)
+    assert [t.get_text() for t in drawn[1].axes[0].get_xticklabels()] == ["Acrobot-v1", "CartPole-v1", "All envs"]
+    assert drawn[1].axes[0].get_xlabel() == "Environment"
