@@ -138,7 +138,7 @@ def write_report(out_dir: str | Path, reps: int = 2000, seed: int = 0) -> Path:
     add("iqm_bars.png",
         "IQM bars: normalised final return (1 = mean of full-dense runs of the env and network width) "
         "at the sparsity closest to 90%, with 95% stratified-bootstrap CIs; 'All envs' pools every env drawn "
-        "(envs without a positive full-dense mean, where returns are costs, are left out and named under the axis).",
+        "(envs without a positive full-dense mean, where returns are costs, are not drawn; the axis names them).",
         plots.plot_iqm_bars, scores, runs, reps=reps, seed=seed, group_cols=gcols)
     add("learning_curves.png",
         "Learning curves: evaluation return vs environment steps, mean over seeds with +-1 std band, "
