@@ -235,15 +235,16 @@ def plot_iqm_bars(scores: pd.DataFrame, runs: pd.DataFrame | None, path: str | P
 
     ``scores``: per-run final scores (:func:`stats.final_scores`, with runs.csv columns);
     every scored run counts, diverged ones too. Normalised by the full-dense mean of each env and network width
-    (so full dense ~ 1); envs whose dense mean is missing or <= 0 are left out, and the x label
+    (so full dense ~ 1); envs whose dense mean is missing or <= 0 are not drawn, and the x label
     names them. ``sparsity`` defaults to the run sparsity closest to 0.9. "All envs" pools every
     drawn env's runs, resampling within each env.
     """
     if scores is None or scores.empty or "final_score" not in scores.columns:
         raise SkipPlot("no per-run final scores")
     df = st.normalize_scores(scores)
-    left_out = sorted(set(df["env"]) - set(df.loc[df["normalized_score"].notna(), "env"]), key=str)
-    df = df[df["normalized_score"].notna()]
+    drawn = df["normalized_score"].notna()
+    not_drawn = sorted(set(df.loc[~drawn, "env"]) - set(df.loc[drawn, "env"]), key=str)
+    df = df[drawn]
     if df.empty:
         raise SkipPlot("no env has scored full-dense runs with a positive mean return to normalise by")
     target = _closest_sparsity(df, 0.9) if sparsity is None else float(sparsity)
@@ -277,8 +278,8 @@ def plot_iqm_bars(scores: pd.DataFrame, runs: pd.DataFrame | None, path: str | P
         ax.errorbar(xs, ys, yerr=err, fmt="none", ecolor="black", elinewidth=1, capsize=3)
     ax.axhline(1.0, color="black", lw=0.8, linestyle=":")
     ax.set_xticks(range(len(groups)), [str(g) for g in groups])
-    xlabel = "Environment" + (f"\n(left out, no positive full-dense mean to normalise by: {', '.join(map(str, left_out))})"
-                              if left_out else "")
+    xlabel = "Environment" + (f"\n(not drawn, no positive full-dense mean to normalise by: "
+                              f"{', '.join(map(str, not_drawn))})" if not_drawn else "")
     _finish(ax, "", xlabel, "Normalised final return\n(IQM; 1 = full-dense mean)")
     fig.suptitle(f"{agent_prefix(sel)}IQM at {pct(target)} sparsity, 95% stratified-bootstrap CI")
     style.legend(fig, keys, bars=True)
