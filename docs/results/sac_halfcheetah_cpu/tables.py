@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-METHODS = {"dense": "dense (full)", "dense_width": "dense (param-matched)", "static": "static",
-           "set": "SET", "rigl": "RigL", "prune": "pruning"}
+from purejaxsparse.analysis.plot_style import METHOD_LABELS as METHODS  # the figures' names, in their order
 THRESHOLDS = (1000, 3000, 5000)
 
 
