@@ -62,6 +62,17 @@ def test_one_sparsity_shows_every_methods_ci_as_an_error_bar(tmp_path, drawn):
     assert len({round(float(np.atleast_1d(c.lines[0].get_data()[0])[0]), 6) for c in bars}) == 4
 
 
+def test_one_sparsity_is_named_in_the_title_not_as_a_line_style(tmp_path, drawn):
+    """Over training, a single sparsity draws every line solid: a legend entry for it would
+    say nothing (and its grey would read as param-matched dense's), so the title names it."""
+    d = write_sweep(tmp_path, methods=("dense", "dense_width", "static"), sparsities=(0.9,), seeds=2)
+    config, runs, results = report.load_sweep(d)
+    plots.plot_dormant(results, runs, tmp_path / "d.png")
+    assert _legend(drawn[0]) == ["Dense (full)", "Dense (param-matched)", "Static"]
+    assert drawn[0]._suptitle.get_text().endswith("mean over seeds, sparsity 90%")
+    assert {line.get_linestyle() for ax in drawn[0].axes for line in ax.get_lines()} == {"-"}
+
+
 def test_learning_curves_leave_out_a_sparsity_an_env_did_not_run(tmp_path, drawn):
     """A merged study: Acrobot at 50% and 90%, MountainCar at 90% only. MountainCar gets no 50%
     panel (it would hold only its full-dense reference)."""
