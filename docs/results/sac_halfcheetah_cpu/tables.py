@@ -39,10 +39,11 @@ def seed_table(scores: pd.DataFrame) -> str:
 
 
 def learning_table(results: pd.DataFrame) -> str:
-    """Per method: the first evaluation step at which each seed's return passed each threshold,
-    and the mean of all 30 evaluations (the area under the learning curve, per step)."""
-    lines = ["| method | " + " | ".join(f"first eval > {t:,} (k steps, per seed)" for t in THRESHOLDS)
-             + " | mean of all evaluations (per seed) |", "|---" * (len(THRESHOLDS) + 2) + "|"]
+    """Per method: the first evaluation step (thousands of env steps) at which each seed's
+    return passed each threshold, and each seed's mean of all 30 evaluations (the area under
+    the learning curve, per step); seeds in order, comma-separated."""
+    lines = ["| method | " + " | ".join(f"first eval > {t:,}" for t in THRESHOLDS)
+             + " | mean of all evaluations |", "|---" * (len(THRESHOLDS) + 2) + "|"]
     for method, name in METHODS.items():
         runs = results[results["method"] == method].groupby("seed")
         cells = []
