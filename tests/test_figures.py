@@ -69,7 +69,7 @@ def test_one_sparsity_is_named_in_the_title_not_as_a_line_style(tmp_path, drawn)
     config, runs, results = report.load_sweep(d)
     plots.plot_dormant(results, runs, tmp_path / "d.png")
     assert _legend(drawn[0]) == ["Dense (full)", "Dense (param-matched)", "Static"]
-    assert drawn[0]._suptitle.get_text().endswith("mean over seeds, sparsity 90%")
+    assert drawn[0].get_suptitle().endswith("mean over seeds, sparsity 90%")
     assert {line.get_linestyle() for ax in drawn[0].axes for line in ax.get_lines()} == {"-"}
 
 

@@ -315,8 +315,8 @@ def plot_metric_over_training(results: pd.DataFrame, runs: pd.DataFrame | None, 
     levels = _pick_levels(all_levels, max_levels)
     df = df[(df["method"] == DENSE) | df["sparsity"].isin(levels)]
     per_run = df.drop_duplicates("run")
-    # one sparsity: every line is solid, so the title names it rather than a legend entry
-    style = Style(per_run, gcols, levels=levels if len(levels) > 1 else (), level_label=lambda s: f"{pct(s)} sparse",
+    single = len(levels) == 1  # every line solid: the title names the sparsity, not a legend entry
+    style = Style(per_run, gcols, levels=() if single else levels, level_label=lambda s: f"{pct(s)} sparse",
                   bias_in_panels=True)
     df, lines = _line_ids(df, per_run, style)
     names = {metric: "all networks", **{c: c[len(metric) + 1:] for c in cols if c != metric}, **(panel_names or {})}
@@ -331,8 +331,8 @@ def plot_metric_over_training(results: pd.DataFrame, runs: pd.DataFrame | None, 
                     **style.line(lines[i], level=s))
         _finish(ax, name, "Environment steps", ylabel, steps=True)
     shown = "" if levels == all_levels else f" (sparsities shown: {', '.join(map(pct, levels))})"
-    if len(all_levels) == 1:
-        shown = f", sparsity {pct(all_levels[0])}"
+    if single:
+        shown = f", sparsity {pct(levels[0])}"
     fig.suptitle(f"{agent_prefix(df)}{title}: mean over seeds{shown}")
     style.legend(fig, lines)
     return save(fig, path)
