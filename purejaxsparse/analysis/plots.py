@@ -296,10 +296,11 @@ def plot_metric_over_training(results: pd.DataFrame, runs: pd.DataFrame | None, 
                               metric: str, ylabel: str, title: str, scale: float = 1.0,
                               max_levels: int = 3, group_cols: Sequence[str] | None = None,
                               panel_names: Mapping[str, str] | None = None) -> Path:
-    """A per-evaluation metric vs steps: colour by method, line style by sparsity, a panel per
-    env (x bias on/off where ``use_bias`` was swept) x column (``metric`` and each
-    ``metric_<suffix>`` present, e.g. per network; titled by ``panel_names``, by default "all
-    networks" and the suffix); other swept values get markers.
+    """A per-evaluation metric vs steps: colour by method, line style by sparsity (a single
+    sparsity is named in the title instead), a panel per env (x bias on/off where ``use_bias``
+    was swept) x column (``metric`` and each ``metric_<suffix>`` present, e.g. per network;
+    titled by ``panel_names``, by default "all networks" and the suffix); other swept values
+    get markers.
     Mean over seeds, no band (many lines share a panel); panels share the y axis. With more
     than ``max_levels`` sparsities, the lowest, the one closest to 90% and the highest are drawn.
     """
